@@ -1,0 +1,14 @@
+//! Blueprint Vault's storage engine. No Tauri, no IPC: the desktop shell and the
+//! `bpv` CLI are both thin layers over this crate. See ARCHITECTURE.md.
+
+pub mod blueprint;
+pub mod error;
+pub mod fsio;
+pub mod index;
+pub mod item;
+pub mod key;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use item::Item;
+pub use key::{Key, Namespace};
