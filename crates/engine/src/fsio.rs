@@ -1,1 +1,233 @@
-//! (in progress)
+//! Durable, atomic file operations. Every write the engine makes to a library or
+//! data dir goes through here, so the crash-safety rules live in one place:
+//!
+//! 1. write a temp file in the target's own directory (same filesystem, so the
+//!    rename is atomic), named `.NAME.bpv-tmp-PID-RANDOM` — hidden, and never
+//!    ending in `.blueprint.yaml`, so no scan mistakes it for a blueprint;
+//! 2. fsync the temp file;
+//! 3. rename it over the target (readers see the whole old or the whole new file);
+//! 4. fsync the directory, so the rename itself survives a power loss.
+//!
+//! A failed fsync is reported as a failure of the whole operation; it is never retried.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+
+const TEMP_MARKER: &str = ".bpv-tmp-";
+/// Temp files older than this are debris from a crash even if their PID was reused.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Write `data` to `target` durably and atomically. Parent folders are created
+/// (and fsynced) as needed.
+pub fn write_atomic(target: &Path, data: &[u8]) -> Result<()> {
+    let dir = parent_of(target)?;
+    ensure_dir(dir)?;
+    let temp = temp_path_for(target);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
+        f.write_all(data).map_err(|e| Error::io("cannot write", &temp, e))?;
+        f.sync_all().map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
+        drop(f);
+        fs::rename(&temp, target).map_err(|e| Error::io("cannot replace", target, e))?;
+        fsync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// Copy `from` to `to` durably (temp + fsync + rename + dir fsync).
+pub fn copy_durable(from: &Path, to: &Path) -> Result<()> {
+    let data = fs::read(from).map_err(|e| Error::io("cannot read", from, e))?;
+    write_atomic(to, &data)
+}
+
+/// Move a file, durably: a rename when both sides share a filesystem, otherwise a
+/// durable copy followed by removing the source.
+pub fn move_durable(from: &Path, to: &Path) -> Result<()> {
+    let to_dir = parent_of(to)?;
+    ensure_dir(to_dir)?;
+    match fs::rename(from, to) {
+        Ok(()) => {
+            fsync_dir(to_dir)?;
+            if let Some(from_dir) = from.parent().filter(|d| *d != to_dir) {
+                fsync_dir(from_dir)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            copy_durable(from, to)?;
+            fs::remove_file(from).map_err(|e| Error::io("cannot remove", from, e))?;
+            if let Some(from_dir) = from.parent() {
+                fsync_dir(from_dir)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::io("cannot move", from, e)),
+    }
+}
+
+/// Remove a file and make the removal durable. Absent files are `NotFound`.
+pub fn remove_durable(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => fsync_dir(parent_of(path)?),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound(path.display().to_string())),
+        Err(e) => Err(Error::io("cannot remove", path, e)),
+    }
+}
+
+pub fn fsync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io("cannot open folder", dir, e))?;
+    f.sync_all().map_err(|e| Error::io("cannot flush folder to disk", dir, e))
+}
+
+/// Create `dir` and any missing ancestors, fsyncing each parent that gained an entry.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        ensure_dir(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fsync_dir(parent)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(Error::io("cannot create folder", dir, e)),
+    }
+}
+
+fn parent_of(path: &Path) -> Result<&Path> {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .ok_or_else(|| Error::InvalidArgument(format!("{} has no parent folder", path.display())))
+}
+
+fn temp_path_for(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    // Keep the temp name short enough for NAME_MAX even when the target's is long.
+    let short: String = name.chars().take(80).collect();
+    let rand: u64 = rand::random();
+    target.with_file_name(format!(".{short}{TEMP_MARKER}{}-{rand:016x}", std::process::id()))
+}
+
+/// Whether a file name is one of our temp files.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TEMP_MARKER)
+}
+
+/// Remove `path` if it is a temp file left behind by a process that is gone (or that
+/// is older than an hour). Returns whether it was removed.
+pub fn remove_if_stale_temp(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    if !is_temp_name(name) {
+        return false;
+    }
+    let pid = name
+        .rsplit(TEMP_MARKER)
+        .next()
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|p| p.parse::<i32>().ok());
+    let old = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_TEMP_AGE);
+    let owner_gone = pid.is_some_and(|pid| !process_alive(pid));
+    (old || owner_gone) && fs::remove_file(path).is_ok()
+}
+
+fn process_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    if pid as u32 == std::process::id() {
+        return true;
+    }
+    // SAFETY: kill with signal 0 only checks for existence/permission; it sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Nanoseconds since the Unix epoch of a file's mtime (0 if unknown).
+pub fn mtime_ns(meta: &fs::Metadata) -> i64 {
+    meta.modified().ok().map(system_time_ns).unwrap_or(0)
+}
+
+pub fn system_time_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_whole_file_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("deep/er/x.blueprint.yaml");
+        write_atomic(&target, b"first").unwrap();
+        write_atomic(&target, b"second version").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"second version");
+        let leftovers: Vec<_> = fs::read_dir(target.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(leftovers, vec!["x.blueprint.yaml".to_string()]);
+    }
+
+    #[test]
+    fn temp_names_never_look_like_blueprints() {
+        let t = temp_path_for(Path::new("/lib/a.blueprint.yaml"));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with('.'));
+        assert!(!name.ends_with(".blueprint.yaml"));
+        assert!(is_temp_name(name));
+        let long = "x".repeat(250) + ".blueprint.yaml";
+        let t = temp_path_for(&Path::new("/lib").join(&long));
+        assert!(t.file_name().unwrap().len() < 255);
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // PID 0x7fff_fff0 is above pid_max on Linux, so it is never alive.
+        let dead = dir.path().join(format!(".a.blueprint.yaml{TEMP_MARKER}2147483632-00"));
+        let mine = dir.path().join(format!(".b.blueprint.yaml{TEMP_MARKER}{}-00", std::process::id()));
+        fs::write(&dead, b"partial").unwrap();
+        fs::write(&mine, b"in flight").unwrap();
+        assert!(remove_if_stale_temp(&dead));
+        assert!(!remove_if_stale_temp(&mine));
+        assert!(!dead.exists());
+        assert!(mine.exists());
+    }
+
+    #[test]
+    fn move_and_remove_are_durable_and_report_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt");
+        fs::write(&a, b"x").unwrap();
+        let b = dir.path().join("sub/b.txt");
+        move_durable(&a, &b).unwrap();
+        assert!(!a.exists());
+        assert_eq!(fs::read(&b).unwrap(), b"x");
+        remove_durable(&b).unwrap();
+        assert_eq!(remove_durable(&b).unwrap_err().code(), "not_found");
+    }
+}

@@ -7,6 +7,8 @@ pub mod fsio;
 pub mod index;
 pub mod item;
 pub mod key;
+// pub mod library; (enabled once index + blueprint land)
+pub mod paths;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -1,0 +1,264 @@
+//! All-or-nothing batches over the library, across crashes too, with a redo journal:
+//!
+//! 1. check every operation (keys, content, preconditions) under the write lock;
+//! 2. write every new file as a durable temp file beside its target, and prepare a
+//!    trash folder for every delete;
+//! 3. commit: write the journal (the list of renames and deletes) durably;
+//! 4. apply: rename temps over targets, move deleted files to the trash;
+//! 5. remove the journal.
+//!
+//! A crash before 3 leaves only temp files (removed later, never mistaken for
+//! blueprints); a crash after 3 is rolled forward by the next `Library::open`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Library, blueprint_key, check_preconditions, clean_tags, read_if_exists};
+use crate::blueprint::{self, Companion};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::item::companion_path;
+use crate::store::{BatchOp, Format};
+
+/// Part of the temp-file name of batch files: the walker leaves them to recovery.
+pub(crate) const BATCH_MARKER: &str = "-batch-";
+
+#[derive(Serialize, Deserialize)]
+enum Step {
+    Put { target: String, temp: String },
+    Delete { target: String, trash: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Journal {
+    id: String,
+    steps: Vec<Step>,
+}
+
+impl Library {
+    fn journal_dir(&self) -> PathBuf {
+        self.area.join("journal")
+    }
+
+    pub fn apply_batch(&self, ops: &[BatchOp]) -> Result<()> {
+        let _lock = self.write_lock()?;
+        let id = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let mut steps: Vec<Step> = Vec::new();
+        let mut temps: Vec<PathBuf> = Vec::new();
+        let mut prepared_trash: Vec<PathBuf> = Vec::new();
+        let mut touched: Vec<String> = Vec::new();
+        let result = self.prepare(ops, &id, &mut steps, &mut temps, &mut prepared_trash, &mut touched);
+        if let Err(e) = result {
+            temps.iter().for_each(|t| drop(fs::remove_file(t)));
+            prepared_trash.iter().for_each(|d| drop(fs::remove_dir_all(d)));
+            return Err(e);
+        }
+        let journal = Journal { id: id.clone(), steps };
+        let body = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let jpath = self.journal_dir().join(format!("{id}.json"));
+        if let Err(e) = fsio::write_atomic(&jpath, &body) {
+            temps.iter().for_each(|t| drop(fs::remove_file(t)));
+            prepared_trash.iter().for_each(|d| drop(fs::remove_dir_all(d)));
+            return Err(e);
+        }
+        // Committed: from here on the batch happens, now or at the next open.
+        self.roll_forward(&journal)?;
+        fsio::remove_durable(&jpath)?;
+        drop(_lock);
+        self.refresh(&touched)
+    }
+
+    fn prepare(
+        &self,
+        ops: &[BatchOp],
+        id: &str,
+        steps: &mut Vec<Step>,
+        temps: &mut Vec<PathBuf>,
+        prepared_trash: &mut Vec<PathBuf>,
+        touched: &mut Vec<String>,
+    ) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for (n, op) in ops.iter().enumerate() {
+            match op {
+                BatchOp::Put { key, data, options } => {
+                    let rel = blueprint_key(key.as_str())?.into_string();
+                    if !seen.insert(rel.clone()) {
+                        return Err(Error::InvalidArgument(format!("{rel} appears twice in one batch")));
+                    }
+                    if matches!(options.format, Some(Format::Binary | Format::Json)) || options.compress {
+                        return Err(Error::Unsupported("the library stores blueprints as plain YAML".into()));
+                    }
+                    if options.expiration.is_some() {
+                        return Err(Error::Unsupported("blueprints do not expire".into()));
+                    }
+                    blueprint::validate(data).map_err(|e| Error::InvalidBlueprint(format!("{rel}: {e}")))?;
+                    let abs = self.root.join(&rel);
+                    let current = read_if_exists(&abs)?;
+                    check_preconditions(&rel, current.as_deref(), options.if_match.as_deref(), options.create_only)?;
+                    if let Some(old) = &current {
+                        self.keep_version(&rel, old)?;
+                    }
+                    let temp = self.stage(&abs, data, id, n, temps)?;
+                    steps.push(Step::Put { target: rel.clone(), temp });
+                    if !options.tags.is_empty() || !options.metadata.is_empty() {
+                        let crel = companion_path(&rel).unwrap_or_default();
+                        let cabs = self.root.join(&crel);
+                        let mut companion = match read_if_exists(&cabs)? {
+                            Some(b) => blueprint::parse_companion(&b).map_err(|e| Error::Corrupt(format!("{crel}: {e}")))?,
+                            None => Companion::default(),
+                        };
+                        if !options.tags.is_empty() {
+                            companion.tags = clean_tags(&options.tags);
+                        }
+                        for (k, v) in &options.metadata {
+                            companion.extra.insert(k.clone(), v.clone());
+                        }
+                        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                        companion.created.get_or_insert_with(|| now.clone());
+                        companion.modified = Some(now);
+                        let temp = self.stage(&cabs, &blueprint::companion_to_json(&companion), id, n, temps)?;
+                        steps.push(Step::Put { target: crel, temp });
+                    }
+                    touched.push(rel);
+                }
+                BatchOp::Delete { key } => {
+                    let rel = self.existing_rel(key.as_str())?;
+                    if !seen.insert(rel.clone()) {
+                        return Err(Error::InvalidArgument(format!("{rel} appears twice in one batch")));
+                    }
+                    let abs = self.root.join(&rel);
+                    if !abs.is_file() {
+                        return Err(Error::NotFound(rel));
+                    }
+                    let trash_id = format!("{}-{id}-{n}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3f"));
+                    let dir = self.area.join("trash").join(&trash_id);
+                    prepared_trash.push(dir.clone());
+                    self.prepare_trash_entry(&rel, &trash_id)?;
+                    steps.push(Step::Delete { target: rel.clone(), trash: trash_id });
+                    touched.push(rel);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `data` durably to a batch temp file beside `target`; return its name.
+    fn stage(&self, target: &Path, data: &[u8], id: &str, n: usize, temps: &mut Vec<PathBuf>) -> Result<String> {
+        let dir = target.parent().ok_or_else(|| Error::InvalidArgument("no parent folder".into()))?;
+        fsio::ensure_dir(dir)?;
+        let file = target.file_name().map(|f| f.to_string_lossy()).unwrap_or_default();
+        let short: String = file.chars().take(60).collect();
+        let name = format!(".{short}.bpv-tmp-{}{BATCH_MARKER}{id}-{n}", std::process::id());
+        let temp = dir.join(&name);
+        temps.push(temp.clone());
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
+        std::io::Write::write_all(&mut f, data).map_err(|e| Error::io("cannot write", &temp, e))?;
+        f.sync_all().map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
+        fsio::fsync_dir(dir)?;
+        Ok(name)
+    }
+
+    fn roll_forward(&self, journal: &Journal) -> Result<()> {
+        for step in &journal.steps {
+            match step {
+                Step::Put { target, temp } => {
+                    let abs = self.root.join(target);
+                    let dir = abs.parent().ok_or_else(|| Error::InvalidArgument("no parent folder".into()))?;
+                    let temp_abs = dir.join(temp);
+                    if temp_abs.exists() {
+                        fs::rename(&temp_abs, &abs).map_err(|e| Error::io("cannot replace", &abs, e))?;
+                        fsio::fsync_dir(dir)?;
+                    }
+                }
+                Step::Delete { target, trash } => {
+                    let abs = self.root.join(target);
+                    let dir = self.area.join("trash").join(trash);
+                    if let Some(crel) = companion_path(target) {
+                        let cabs = self.root.join(crel);
+                        if cabs.is_file() {
+                            fsio::move_durable(&cabs, &dir.join("meta.json"))?;
+                        }
+                    }
+                    if abs.is_file() {
+                        fsio::move_durable(&abs, &dir.join("blueprint.yaml"))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Finish batches that were committed when a process died.
+    pub(super) fn recover_batches(&self) -> Result<()> {
+        let dir = self.journal_dir();
+        let Ok(rd) = fs::read_dir(&dir) else { return Ok(()) };
+        let pending: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let _lock = self.write_lock()?;
+        for jpath in pending {
+            let Ok(body) = fs::read(&jpath) else { continue };
+            match serde_json::from_slice::<Journal>(&body) {
+                Ok(journal) => {
+                    self.roll_forward(&journal)?;
+                    let touched: Vec<String> = journal
+                        .steps
+                        .iter()
+                        .map(|s| match s {
+                            Step::Put { target, .. } | Step::Delete { target, .. } => target.clone(),
+                        })
+                        .filter(|t| t.ends_with(crate::item::BLUEPRINT_SUFFIX))
+                        .collect();
+                    fsio::remove_durable(&jpath)?;
+                    self.refresh(&touched)?;
+                }
+                // A journal is written atomically, so a torn one cannot exist; an
+                // unreadable one is kept for a person to look at, never guessed at.
+                Err(e) => return Err(Error::Corrupt(format!("batch journal {}: {e}", jpath.display()))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a batch temp file belongs to no committed journal (debris of a batch
+    /// that failed or crashed before committing).
+    pub(crate) fn batch_temp_is_orphan(&self, name: &str) -> bool {
+        let Some(rest) = name.split(BATCH_MARKER).nth(1) else { return false };
+        // rest = "<pid>-<rand>-<n>": the journal id is the first two parts.
+        let mut parts = rest.splitn(3, '-');
+        let (Some(pid), Some(rand)) = (parts.next(), parts.next()) else { return false };
+        !self.journal_dir().join(format!("{pid}-{rand}.json")).exists()
+    }
+}
+
+/// Used by batches' deletes: write the trash entry before the journal commits.
+impl Library {
+    fn prepare_trash_entry(&self, rel: &str, trash_id: &str) -> Result<()> {
+        let abs = self.root.join(rel);
+        let meta = fs::metadata(&abs).map_err(|e| Error::io("cannot read", &abs, e))?;
+        let item = self.index.get(rel)?;
+        let entry = super::TrashEntry {
+            id: trash_id.to_owned(),
+            path: rel.to_owned(),
+            name: item.as_ref().map(|i| i.name.clone()).unwrap_or_else(|| crate::item::stem_of(rel).to_owned()),
+            deleted: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            size: meta.len(),
+            hash: item.map(|i| i.hash).unwrap_or_default(),
+        };
+        let dir = self.area.join("trash").join(trash_id);
+        fsio::ensure_dir(&dir)?;
+        let body = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Corrupt(e.to_string()))?;
+        fsio::write_atomic(&dir.join("entry.json"), &body)
+    }
+}

@@ -1,0 +1,287 @@
+//! Turning files into index documents: the full parallel scan (reindex) and the
+//! incremental reconcile that finds what changed while nothing was running.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::blueprint::{self, Companion, MAX_BLUEPRINT_BYTES};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::index::{FileState, IndexDoc};
+use crate::item::{BLUEPRINT_SUFFIX, COMPANION_SUFFIX, Item, companion_path, stem_of};
+use crate::store::content_hash;
+
+/// Progress callback: (done, total).
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InvalidFile {
+    pub path: String,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReindexReport {
+    pub indexed: usize,
+    pub invalid: Vec<InvalidFile>,
+    pub millis: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReconcileReport {
+    pub added: usize,
+    pub changed: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub millis: u64,
+}
+
+/// A blueprint file found on disk, with what a stat told us.
+pub(crate) struct Found {
+    pub rel: String,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub meta_mtime_ns: Option<i64>,
+}
+
+/// Walk the library: every `*.blueprint.yaml` regular file outside hidden folders.
+/// Symlinks are never followed (they could lead out of the library). Stale temp
+/// files from crashed writers are removed on the way.
+pub(crate) fn walk(root: &Path, batch_temp_is_orphan: &dyn Fn(&str) -> bool) -> Result<Vec<Found>> {
+    let mut blueprints: Vec<(String, fs::Metadata)> = Vec::new();
+    let mut companions: HashMap<String, i64> = HashMap::new();
+    let walker = walkdir::WalkDir::new(root).follow_links(false).into_iter().filter_entry(|e| {
+        e.depth() == 0 || !e.file_name().to_str().is_some_and(|n| n.starts_with('.') && e.file_type().is_dir())
+    });
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            // An unreadable subfolder must not hide the rest of the library.
+            Err(e) if e.depth() > 0 => continue,
+            Err(e) => {
+                let err = e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed"));
+                return Err(Error::io("cannot read library folder", root, err));
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str() else { continue };
+        if fsio::is_temp_name(name) {
+            // Temps of a committed batch belong to its journal until it is rolled forward.
+            if !name.contains(super::batch::BATCH_MARKER) || batch_temp_is_orphan(name) {
+                fsio::remove_if_stale_temp(entry.path());
+            }
+            continue;
+        }
+        let is_bp = name.ends_with(BLUEPRINT_SUFFIX);
+        let is_meta = name.ends_with(COMPANION_SUFFIX);
+        if !is_bp && !is_meta {
+            continue;
+        }
+        let Some(rel) = relative(root, entry.path()) else { continue };
+        let Ok(meta) = entry.metadata() else { continue };
+        if is_bp {
+            blueprints.push((rel, meta));
+        } else {
+            companions.insert(rel, fsio::mtime_ns(&meta));
+        }
+    }
+    Ok(blueprints
+        .into_iter()
+        .map(|(rel, meta)| {
+            let meta_mtime_ns = companion_path(&rel).and_then(|c| companions.get(&c).copied());
+            Found { size: meta.len(), mtime_ns: fsio::mtime_ns(&meta), meta_mtime_ns, rel }
+        })
+        .collect())
+}
+
+fn relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut out = String::new();
+    for part in rel.components() {
+        let s = part.as_os_str().to_str()?;
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(s);
+    }
+    Some(out)
+}
+
+/// Read one blueprint (and its companion) and describe it for the index. Never
+/// fails for bad content: such files become invalid items with their error.
+pub(crate) fn build_doc(root: &Path, rel: &str) -> Result<IndexDoc> {
+    let path = root.join(rel);
+    let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotFound(rel.to_owned()));
+    }
+    let bytes = if meta.len() as usize > MAX_BLUEPRINT_BYTES {
+        None
+    } else {
+        Some(fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?)
+    };
+    let companion_rel = companion_path(rel);
+    let companion_path_abs = companion_rel.as_ref().map(|c| root.join(c));
+    let (companion, companion_error, meta_mtime_ns) = match &companion_path_abs {
+        Some(cp) => match fs::symlink_metadata(cp) {
+            Ok(m) if m.is_file() => match fs::read(cp) {
+                Ok(b) => match blueprint::parse_companion(&b) {
+                    Ok(c) => (Some(c), None, Some(fsio::mtime_ns(&m))),
+                    Err(e) => (None, Some(e), Some(fsio::mtime_ns(&m))),
+                },
+                Err(e) => return Err(Error::io("cannot read", cp, e)),
+            },
+            _ => (None, None, None),
+        },
+        None => (None, None, None),
+    };
+    Ok(doc_from(rel, &meta, bytes.as_deref(), companion.as_ref(), companion_error, meta_mtime_ns))
+}
+
+pub(crate) fn doc_from(
+    rel: &str,
+    meta: &fs::Metadata,
+    bytes: Option<&[u8]>,
+    companion: Option<&Companion>,
+    companion_error: Option<blueprint::ParseError>,
+    meta_mtime_ns: Option<i64>,
+) -> IndexDoc {
+    let mtime_ns = fsio::mtime_ns(meta);
+    let (analysis, hash) = match bytes {
+        Some(b) => (blueprint::analyse(b), content_hash(b)),
+        None => {
+            let mut a = blueprint::Analysis::default();
+            a.error = Some(blueprint::ParseError {
+                message: format!("the file is larger than {} MiB", MAX_BLUEPRINT_BYTES >> 20),
+                line: None,
+                column: None,
+            });
+            (a, String::new())
+        }
+    };
+    let fields = blueprint::merged_fields(&analysis.fields, companion);
+    let mut error = analysis.error.as_ref().map(|e| e.to_string());
+    let mut error_line = analysis.error.as_ref().and_then(|e| e.line);
+    if error.is_none()
+        && let Some(ce) = &companion_error
+    {
+        let file = companion_path(rel).unwrap_or_default();
+        let file = file.rsplit('/').next().unwrap_or_default().to_owned();
+        error = Some(format!("{file}: {ce}"));
+        error_line = None;
+    }
+    let modified_ns = meta_mtime_ns.map_or(mtime_ns, |m| m.max(mtime_ns));
+    let name = fields.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| stem_of(rel).to_owned());
+    let item = Item {
+        path: rel.to_owned(),
+        id: fields.id.clone(),
+        name,
+        description: fields.description.clone(),
+        tags: fields.tags.clone(),
+        author: fields.author.clone(),
+        version: fields.version.clone(),
+        modified: rfc3339_from_ns(modified_ns),
+        size: meta.len(),
+        hash,
+        encrypted: companion.is_some_and(|c| c.encrypted),
+        valid: error.is_none(),
+        error,
+        error_line,
+    };
+    let content = if analysis.error.is_some() && analysis.content_text.is_empty() {
+        // A file we could not parse is still findable by what it says.
+        bytes.map(|b| String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned()).unwrap_or_default()
+    } else {
+        analysis.content_text
+    };
+    IndexDoc {
+        item,
+        mtime_ns,
+        meta_mtime_ns,
+        created: companion.and_then(|c| c.created.clone()),
+        node_count: u32::try_from(analysis.nodes.len()).unwrap_or(u32::MAX),
+        content,
+    }
+}
+
+pub fn rfc3339_from_ns(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = u32::try_from(ns.rem_euclid(1_000_000_000)).unwrap_or(0);
+    chrono::DateTime::from_timestamp(secs, nanos)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Build documents for `rels` in parallel, reporting progress.
+pub(crate) fn build_docs(root: &Path, rels: &[String], progress: Option<Progress<'_>>) -> Vec<IndexDoc> {
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total = rels.len();
+    rels.par_iter()
+        .filter_map(|rel| {
+            let doc = build_doc(root, rel).ok();
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if let Some(p) = progress
+                && (n % 256 == 0 || n == total)
+            {
+                p(n, total);
+            }
+            doc
+        })
+        .collect()
+}
+
+pub(crate) fn full_scan(
+    root: &Path,
+    batch_temp_is_orphan: &dyn Fn(&str) -> bool,
+    progress: Option<Progress<'_>>,
+) -> Result<(Vec<IndexDoc>, u64)> {
+    let start = Instant::now();
+    let found = walk(root, batch_temp_is_orphan)?;
+    let rels: Vec<String> = found.into_iter().map(|f| f.rel).collect();
+    let docs = build_docs(root, &rels, progress);
+    Ok((docs, start.elapsed().as_millis() as u64))
+}
+
+/// Compare the files with what the index remembers; return documents to upsert and
+/// paths to remove. Unchanged files (same size, mtime and companion mtime) are not read.
+pub(crate) fn diff(
+    root: &Path,
+    known: &HashMap<String, FileState>,
+    batch_temp_is_orphan: &dyn Fn(&str) -> bool,
+    report: &mut ReconcileReport,
+) -> Result<(Vec<IndexDoc>, Vec<String>)> {
+    let found = walk(root, batch_temp_is_orphan)?;
+    let mut seen: HashSet<&str> = HashSet::with_capacity(found.len());
+    let mut to_read: Vec<String> = Vec::new();
+    for f in &found {
+        seen.insert(f.rel.as_str());
+        match known.get(&f.rel) {
+            Some(k) if k.size == f.size && k.mtime_ns == f.mtime_ns && k.meta_mtime_ns == f.meta_mtime_ns => {
+                report.unchanged += 1;
+            }
+            Some(_) => {
+                report.changed += 1;
+                to_read.push(f.rel.clone());
+            }
+            None => {
+                report.added += 1;
+                to_read.push(f.rel.clone());
+            }
+        }
+    }
+    let removals: Vec<String> = known.keys().filter(|k| !seen.contains(k.as_str())).cloned().collect();
+    report.removed = removals.len();
+    let docs = build_docs(root, &to_read, None);
+    Ok((docs, removals))
+}
+
+pub(crate) fn abs(root: &Path, rel: &str) -> PathBuf {
+    root.join(rel)
+}
