@@ -1,1 +1,330 @@
-fn main() {}
+//! `bpv`: Blueprint Vault from the command line. A thin layer over the engine;
+//! its `--json` output is a public interface that scripts depend on.
+
+mod output;
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bpv_engine::index::{ListQuery, SearchQuery, Sort};
+use bpv_engine::library::{BlueprintSave, Library, OpenOptions, init_layout};
+use bpv_engine::{Error, Result, paths};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use output::Out;
+
+#[derive(Parser)]
+#[command(name = "bpv", version, about = "Blueprint Vault: store, search and manage workflow blueprints")]
+struct Cli {
+    /// Library folder (default: $BPV_LIBRARY, else <Documents>/Blueprint Vault).
+    #[arg(long, global = true, env = "BPV_LIBRARY", value_name = "DIR")]
+    library: Option<PathBuf>,
+    /// Data folder for the index, trash and history (default: $BPV_DATA_DIR, else the OS data dir).
+    #[arg(long, global = true, env = "BPV_DATA_DIR", value_name = "DIR", hide_env_values = true)]
+    data_dir: Option<PathBuf>,
+    /// Machine-readable JSON output (errors as {"code","message"} on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SortArg {
+    Name,
+    Modified,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the library layout (safe to run again).
+    Init,
+    /// Rebuild the index from the files.
+    Reindex,
+    /// List blueprints, optionally inside FOLDER.
+    List {
+        folder: Option<String>,
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        #[arg(long, value_enum, default_value = "name")]
+        sort: SortArg,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Only invalid files.
+        #[arg(long)]
+        invalid: bool,
+    },
+    /// Ranked full-text search.
+    Search {
+        query: String,
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        #[arg(long)]
+        folder: Option<String>,
+        #[arg(long)]
+        author: Option<String>,
+        /// Modified on or after (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Modified before (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Print a blueprint's YAML (exact bytes), or with --meta its item.
+    Show {
+        path: String,
+        #[arg(long)]
+        meta: bool,
+    },
+    /// Validate and save a blueprint durably (YAML from --file, else stdin).
+    Save {
+        path: String,
+        #[arg(long, value_name = "F")]
+        file: Option<PathBuf>,
+        /// Set the blueprint's tags (in its companion metadata).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Encrypt at rest (needs the keychain; not available yet).
+        #[arg(long)]
+        encrypt: bool,
+        /// Fail with a conflict unless the file's current hash is HASH.
+        #[arg(long, value_name = "HASH")]
+        if_match: Option<String>,
+        /// Fail if the blueprint already exists.
+        #[arg(long)]
+        create: bool,
+    },
+    /// Move a blueprint to the trash.
+    Delete { path: String },
+    /// The trash: list, restore, empty.
+    Trash {
+        #[command(subcommand)]
+        action: TrashAction,
+    },
+    /// Earlier versions of a blueprint (kept on every save).
+    History { path: String },
+    /// Put back an earlier version (default: the one before the last save).
+    Undo {
+        path: String,
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Tags with their counts.
+    Tags { folder: Option<String> },
+    /// Folders with their blueprint counts.
+    Folders,
+    /// Library, index, counts and capabilities.
+    Info,
+}
+
+#[derive(Subcommand)]
+enum TrashAction {
+    List,
+    /// Restore by trash id or original path.
+    Restore { what: String },
+    Empty,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Out::new(cli.json);
+    match run(cli, &out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Exit codes by kind, so scripts can branch without parsing messages.
+fn exit_code(e: &Error) -> u8 {
+    match e.code() {
+        "not_found" => 3,
+        "invalid_key" | "invalid_argument" | "invalid_blueprint" => 4,
+        "conflict" | "already_exists" => 5,
+        _ => 1,
+    }
+}
+
+fn open(cli: &Cli, create: bool) -> Result<Library> {
+    let (root, is_default) = match &cli.library {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            paths::default_library_dir()
+                .ok_or_else(|| Error::InvalidArgument("no home folder: pass --library".into()))?,
+            true,
+        ),
+    };
+    let mut opts = OpenOptions::new(root);
+    opts.data_dir = cli.data_dir.clone();
+    // The default library is created on first use; a named one must exist (typos
+    // should not silently create libraries).
+    opts.create = create || is_default;
+    Library::open(opts)
+}
+
+fn run(cli: Cli, out: &Out) -> Result<()> {
+    match &cli.command {
+        Command::Init => {
+            let lib = open(&cli, true)?;
+            init_layout(lib.root())?;
+            out.init(lib.root(), &lib.info()?)
+        }
+        Command::Reindex => {
+            let lib = open(&cli, false)?;
+            let bar = output::progress_bar(out, "indexing");
+            let report = match &bar {
+                Some(b) => {
+                    let tick = |done: usize, total: usize| {
+                        b.set_length(total as u64);
+                        b.set_position(done as u64);
+                    };
+                    lib.reindex(Some(&tick))?
+                }
+                None => lib.reindex(None)?,
+            };
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            out.reindex(&report)
+        }
+        Command::List { folder, tags, sort, limit, offset, invalid } => {
+            let lib = open(&cli, false)?;
+            let page = lib.list(&ListQuery {
+                folder: folder.as_deref().map(clean_folder),
+                tags: tags.clone(),
+                author: None,
+                modified_from: None,
+                modified_to: None,
+                valid: invalid.then_some(false),
+                sort: match sort {
+                    SortArg::Name => Sort::Name,
+                    SortArg::Modified => Sort::Modified,
+                },
+                offset: *offset,
+                limit: *limit,
+            })?;
+            out.items(&page.items, page.total)
+        }
+        Command::Search { query, tags, folder, author, since, until, limit, offset } => {
+            let lib = open(&cli, false)?;
+            let page = lib.search(&SearchQuery {
+                text: query.clone(),
+                tags: tags.clone(),
+                folder: folder.as_deref().map(clean_folder),
+                author: author.clone(),
+                modified_from: since.as_deref().map(parse_time).transpose()?,
+                modified_to: until.as_deref().map(parse_time).transpose()?,
+                offset: *offset,
+                limit: *limit,
+            })?;
+            out.hits(&page.hits, page.total)
+        }
+        Command::Show { path, meta } => {
+            let lib = open(&cli, false)?;
+            if *meta {
+                out.item(&lib.item(path)?)
+            } else {
+                let bytes = lib.read(path)?;
+                std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(|e| Error::Io { context: "cannot write to stdout".into(), source: e })
+            }
+        }
+        Command::Save { path, file, tags, description, encrypt, if_match, create } => {
+            if *encrypt {
+                return Err(Error::Unsupported(
+                    "--encrypt needs the keychain, which this version does not have yet".into(),
+                ));
+            }
+            let bytes = match file {
+                Some(f) => std::fs::read(f).map_err(|e| Error::io("cannot read", f, e))?,
+                None => {
+                    let mut buf = Vec::new();
+                    std::io::stdin()
+                        .read_to_end(&mut buf)
+                        .map_err(|e| Error::Io { context: "cannot read stdin".into(), source: e })?;
+                    buf
+                }
+            };
+            let lib = open(&cli, false)?;
+            let item = lib.save_blueprint(
+                path,
+                &bytes,
+                &BlueprintSave {
+                    tags: (!tags.is_empty()).then(|| tags.clone()),
+                    description: description.clone(),
+                    if_match: if_match.clone(),
+                    create_only: *create,
+                    ..Default::default()
+                },
+            )?;
+            out.saved(&item)
+        }
+        Command::Delete { path } => {
+            let lib = open(&cli, false)?;
+            let entry = lib.delete(path)?;
+            out.deleted(&entry)
+        }
+        Command::Trash { action } => {
+            let lib = open(&cli, false)?;
+            match action {
+                TrashAction::List => out.trash(&lib.trash_list()?),
+                TrashAction::Restore { what } => out.saved(&lib.trash_restore(what)?),
+                TrashAction::Empty => out.emptied(lib.trash_empty()?),
+            }
+        }
+        Command::History { path } => {
+            let lib = open(&cli, false)?;
+            out.versions(&lib.versions(path)?)
+        }
+        Command::Undo { path, version } => {
+            let lib = open(&cli, false)?;
+            out.saved(&lib.restore_version(path, version.as_deref())?)
+        }
+        Command::Tags { folder } => {
+            let lib = open(&cli, false)?;
+            let folder = folder.as_deref().map(clean_folder);
+            out.tags(&lib.index().tag_counts(folder.as_deref())?)
+        }
+        Command::Folders => {
+            let lib = open(&cli, false)?;
+            out.folders(&lib.index().folders()?)
+        }
+        Command::Info => {
+            let lib = open(&cli, false)?;
+            out.info(&lib.info()?)
+        }
+    }
+}
+
+fn clean_folder(f: &str) -> String {
+    f.trim_end_matches('/').to_owned()
+}
+
+/// RFC 3339, or a plain date (midnight UTC), to milliseconds since the epoch.
+fn parse_time(s: &str) -> Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc().timestamp_millis());
+    }
+    Err(Error::InvalidArgument(format!("{s:?} is not a date: use YYYY-MM-DD or RFC 3339")))
+}
+
+pub(crate) fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}

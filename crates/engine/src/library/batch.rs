@@ -262,3 +262,82 @@ impl Library {
         fsio::write_atomic(&dir.join("entry.json"), &body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Key;
+    use crate::library::{BlueprintSave, OpenOptions};
+    use crate::store::SaveOptions;
+
+    fn open(root: &Path, data: &Path) -> Library {
+        let mut o = OpenOptions::new(root);
+        o.data_dir = Some(data.to_path_buf());
+        o.create = true;
+        Library::open(o).unwrap()
+    }
+
+    /// A process that dies after the journal committed but before the renames:
+    /// the next open finishes the batch.
+    #[test]
+    fn a_committed_batch_is_rolled_forward_at_the_next_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, data) = (tmp.path().join("lib"), tmp.path().join("data"));
+        let lib = open(&root, &data);
+        lib.save_blueprint("Blueprints/personal/gone.blueprint.yaml", b"name: Gone\n", &BlueprintSave::default()).unwrap();
+        let ops = vec![
+            BatchOp::Put {
+                key: Key::new("Blueprints/shared/new.blueprint.yaml").unwrap(),
+                data: b"name: New\n".to_vec(),
+                options: SaveOptions::default(),
+            },
+            BatchOp::Delete { key: Key::new("Blueprints/personal/gone.blueprint.yaml").unwrap() },
+        ];
+        let id = "4242-00000000000000aa";
+        let (mut steps, mut temps, mut trash, mut touched) = (vec![], vec![], vec![], vec![]);
+        lib.prepare(&ops, id, &mut steps, &mut temps, &mut trash, &mut touched).unwrap();
+        let body = serde_json::to_vec(&Journal { id: id.into(), steps }).unwrap();
+        fsio::write_atomic(&lib.journal_dir().join(format!("{id}.json")), &body).unwrap();
+        // Crash here: nothing applied yet, and a scan must not take the temps for debris.
+        assert!(!root.join("Blueprints/shared/new.blueprint.yaml").exists());
+        lib.reconcile().unwrap();
+        assert!(temps.iter().all(|t| t.exists()));
+        drop(lib);
+
+        let lib = open(&root, &data);
+        assert_eq!(fs::read(root.join("Blueprints/shared/new.blueprint.yaml")).unwrap(), b"name: New\n");
+        assert!(!root.join("Blueprints/personal/gone.blueprint.yaml").exists());
+        assert!(lib.item("Blueprints/shared/new.blueprint.yaml").is_ok());
+        assert!(lib.item("Blueprints/personal/gone.blueprint.yaml").is_err());
+        assert_eq!(lib.trash_list().unwrap().len(), 1);
+        assert!(fs::read_dir(lib.journal_dir()).unwrap().next().is_none());
+    }
+
+    /// A process that dies before the journal commits leaves only debris, which is
+    /// cleaned up and never applied.
+    #[test]
+    fn an_uncommitted_batch_is_never_applied_and_its_temps_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, data) = (tmp.path().join("lib"), tmp.path().join("data"));
+        let lib = open(&root, &data);
+        let ops = vec![BatchOp::Put {
+            key: Key::new("Blueprints/shared/new.blueprint.yaml").unwrap(),
+            data: b"name: New\n".to_vec(),
+            options: SaveOptions::default(),
+        }];
+        // PID 2147483632 is never alive, as if the writer had died.
+        let id = "2147483632-00000000000000bb";
+        let (mut steps, mut temps, mut trash, mut touched) = (vec![], vec![], vec![], vec![]);
+        lib.prepare(&ops, id, &mut steps, &mut temps, &mut trash, &mut touched).unwrap();
+        for t in &temps {
+            let name = t.file_name().unwrap().to_str().unwrap().replace(&format!("-{}-batch", std::process::id()), "-2147483632-batch");
+            fs::rename(t, t.with_file_name(name)).unwrap();
+        }
+        drop(lib);
+        let lib = open(&root, &data);
+        assert!(!root.join("Blueprints/shared/new.blueprint.yaml").exists());
+        assert!(lib.item("Blueprints/shared/new.blueprint.yaml").is_err());
+        let left: Vec<_> = fs::read_dir(root.join("Blueprints/shared")).unwrap().collect();
+        assert!(left.is_empty(), "debris left: {left:?}");
+    }
+}

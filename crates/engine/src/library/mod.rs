@@ -234,13 +234,13 @@ impl Library {
         let _lock = self.write_lock()?;
         let current = read_if_exists(&abs)?;
         check_preconditions(&rel, current.as_deref(), opts.if_match.as_deref(), opts.create_only)?;
-        if let Some(old) = &current {
-            if old.as_slice() == yaml && opts.tags.is_none() && opts.description.is_none() && opts.metadata.is_empty() {
-                return self.item_after_write(&rel);
-            }
+        let unchanged = current.as_deref() == Some(yaml);
+        if let Some(old) = current.as_deref().filter(|_| !unchanged) {
             self.keep_version(&rel, old)?;
         }
-        fsio::write_atomic(&abs, yaml)?;
+        if !unchanged {
+            fsio::write_atomic(&abs, yaml)?;
+        }
         let wants_companion = opts.tags.is_some()
             || opts.description.is_some()
             || opts.provenance.is_some()
