@@ -166,6 +166,70 @@ pub trait Store: Send + Sync {
     fn batch(&self, ops: &[BatchOp]) -> Result<()>;
 }
 
+/// A shared store is a store: one backend can sit under several views (for
+/// example one [`sqlite_kv::SqliteKvStore`] under `WALLET_` and `ACCOUNT_`
+/// [`namespaced::Namespaced`] views).
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn save(&self, key: &Key, data: &[u8], options: &SaveOptions) -> Result<Entry> {
+        (**self).save(key, data, options)
+    }
+    fn load(&self, key: &Key) -> Result<Loaded> {
+        (**self).load(key)
+    }
+    fn delete(&self, key: &Key) -> Result<()> {
+        (**self).delete(key)
+    }
+    fn exists(&self, key: &Key) -> Result<bool> {
+        (**self).exists(key)
+    }
+    fn list(&self, prefix: &str, page: Page) -> Result<ListPage> {
+        (**self).list(prefix, page)
+    }
+    fn search(&self, query: &StoreQuery) -> Result<Vec<SearchHit>> {
+        (**self).search(query)
+    }
+    fn info(&self) -> Result<StoreInfo> {
+        (**self).info()
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    fn batch(&self, ops: &[BatchOp]) -> Result<()> {
+        (**self).batch(ops)
+    }
+}
+
+/// A boxed store (`Box<dyn Store>`: a backend chosen at run time) is a store.
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn save(&self, key: &Key, data: &[u8], options: &SaveOptions) -> Result<Entry> {
+        (**self).save(key, data, options)
+    }
+    fn load(&self, key: &Key) -> Result<Loaded> {
+        (**self).load(key)
+    }
+    fn delete(&self, key: &Key) -> Result<()> {
+        (**self).delete(key)
+    }
+    fn exists(&self, key: &Key) -> Result<bool> {
+        (**self).exists(key)
+    }
+    fn list(&self, prefix: &str, page: Page) -> Result<ListPage> {
+        (**self).list(prefix, page)
+    }
+    fn search(&self, query: &StoreQuery) -> Result<Vec<SearchHit>> {
+        (**self).search(query)
+    }
+    fn info(&self) -> Result<StoreInfo> {
+        (**self).info()
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    fn batch(&self, ops: &[BatchOp]) -> Result<()> {
+        (**self).batch(ops)
+    }
+}
+
 /// SHA-256 of `data`, lowercase hex: the content hash used everywhere.
 pub fn content_hash(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
