@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub struct Item {
     /// Relative to the library root, `/`-separated.
     pub path: String,
-    /// The blueprint's id (from the YAML, else the companion), if it has one.
+    /// The blueprint's id (the companion's when it has one, else the YAML's), if any.
     pub id: Option<String>,
     /// The blueprint's name; for a file whose YAML has no usable name, its file stem.
     pub name: String,

@@ -7,7 +7,7 @@ pub mod fsio;
 pub mod index;
 pub mod item;
 pub mod key;
-// pub mod library; (enabled once index + blueprint land)
+pub mod library;
 pub mod paths;
 pub mod store;
 

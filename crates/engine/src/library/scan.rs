@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -280,8 +280,4 @@ pub(crate) fn diff(
     report.removed = removals.len();
     let docs = build_docs(root, &to_read, None);
     Ok((docs, removals))
-}
-
-pub(crate) fn abs(root: &Path, rel: &str) -> PathBuf {
-    root.join(rel)
 }
