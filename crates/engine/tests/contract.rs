@@ -590,6 +590,28 @@ contract_suite! {
     cached_memory => Harness::new(|| Cached::new(MemoryStore::new(), cache_config()));
     cached_sqlite => Harness::new(|| in_tempdir(|d| Cached::new(sqlite_in(d), cache_config())));
     cached_namespaced_sqlite => Harness::new(|| in_tempdir(|d| Cached::new(Namespaced::new(ns(), sqlite_in(d)), cache_config())));
+    library => Harness::new(|| in_tempdir(library_in)).with_keys(blueprint_key).with_payload(blueprint_payload);
+    namespaced_library => Harness::new(|| in_tempdir(|d| Namespaced::new(Namespace::folder("Blueprints/shared").unwrap(), library_in(d))))
+        .with_keys(blueprint_key)
+        .with_payload(blueprint_payload);
+    cached_library => Harness::new(|| in_tempdir(|d| Cached::new(library_in(d), cache_config())))
+        .with_keys(blueprint_key)
+        .with_payload(blueprint_payload);
+}
+
+fn library_in(dir: &Path) -> bpv_engine::library::Library {
+    let mut o = bpv_engine::library::OpenOptions::new(dir.join("library"));
+    o.data_dir = Some(dir.join("data"));
+    o.create = true;
+    bpv_engine::library::Library::open(o).unwrap()
+}
+
+fn blueprint_key(name: &str) -> String {
+    format!("{name}.blueprint.yaml")
+}
+
+fn blueprint_payload(seed: &str) -> Vec<u8> {
+    format!("name: {seed:?}\nnodes:\n  - id: n1\n    type: note\n").into_bytes()
 }
 
 // ---- namespaced views cannot be escaped ----------------------------------------------

@@ -79,14 +79,13 @@ impl Library {
         prepared_trash: &mut Vec<PathBuf>,
         touched: &mut Vec<String>,
     ) -> Result<()> {
-        let mut seen = std::collections::HashSet::new();
+        // Operations apply in order: what earlier operations of this batch will have
+        // done to a key (Some(bytes): written; None: deleted) is checked, not the disk.
+        let mut pending: std::collections::HashMap<String, Option<Vec<u8>>> = std::collections::HashMap::new();
         for (n, op) in ops.iter().enumerate() {
             match op {
                 BatchOp::Put { key, data, options } => {
                     let rel = blueprint_key(key.as_str())?.into_string();
-                    if !seen.insert(rel.clone()) {
-                        return Err(Error::InvalidArgument(format!("{rel} appears twice in one batch")));
-                    }
                     if matches!(options.format, Some(Format::Binary | Format::Json)) || options.compress {
                         return Err(Error::Unsupported("the library stores blueprints as plain YAML".into()));
                     }
@@ -95,11 +94,18 @@ impl Library {
                     }
                     blueprint::validate(data).map_err(|e| Error::InvalidBlueprint(format!("{rel}: {e}")))?;
                     let abs = self.root.join(&rel);
-                    let current = read_if_exists(&abs)?;
+                    let current = match pending.get(&rel) {
+                        Some(p) => p.clone(),
+                        None => {
+                            let on_disk = read_if_exists(&abs)?;
+                            if let Some(old) = &on_disk {
+                                self.keep_version(&rel, old)?;
+                            }
+                            on_disk
+                        }
+                    };
                     check_preconditions(&rel, current.as_deref(), options.if_match.as_deref(), options.create_only)?;
-                    if let Some(old) = &current {
-                        self.keep_version(&rel, old)?;
-                    }
+                    pending.insert(rel.clone(), Some(data.clone()));
                     let temp = self.stage(&abs, data, id, n, temps)?;
                     steps.push(Step::Put { target: rel.clone(), temp });
                     if !options.tags.is_empty() || !options.metadata.is_empty() {
@@ -125,13 +131,15 @@ impl Library {
                 }
                 BatchOp::Delete { key } => {
                     let rel = self.existing_rel(key.as_str())?;
-                    if !seen.insert(rel.clone()) {
-                        return Err(Error::InvalidArgument(format!("{rel} appears twice in one batch")));
-                    }
                     let abs = self.root.join(&rel);
-                    if !abs.is_file() {
+                    let exists = match pending.get(&rel) {
+                        Some(p) => p.is_some(),
+                        None => abs.is_file(),
+                    };
+                    if !exists {
                         return Err(Error::NotFound(rel));
                     }
+                    pending.insert(rel.clone(), None);
                     let trash_id = format!("{}-{id}-{n}", chrono::Utc::now().format("%Y%m%dT%H%M%S%3f"));
                     let dir = self.area.join("trash").join(&trash_id);
                     prepared_trash.push(dir.clone());
@@ -246,14 +254,15 @@ impl Library {
 impl Library {
     fn prepare_trash_entry(&self, rel: &str, trash_id: &str) -> Result<()> {
         let abs = self.root.join(rel);
-        let meta = fs::metadata(&abs).map_err(|e| Error::io("cannot read", &abs, e))?;
+        // The file may only come into being earlier in the same batch.
+        let size = fs::metadata(&abs).map(|m| m.len()).unwrap_or(0);
         let item = self.index.get(rel)?;
         let entry = super::TrashEntry {
             id: trash_id.to_owned(),
             path: rel.to_owned(),
             name: item.as_ref().map(|i| i.name.clone()).unwrap_or_else(|| crate::item::stem_of(rel).to_owned()),
             deleted: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            size: meta.len(),
+            size,
             hash: item.map(|i| i.hash).unwrap_or_default(),
         };
         let dir = self.area.join("trash").join(trash_id);

@@ -63,6 +63,8 @@ pub struct BlueprintSave {
     pub provenance: Option<Value>,
     /// Extra companion fields to set.
     pub metadata: serde_json::Map<String, Value>,
+    /// Replace the companion's extra fields with `metadata` instead of merging.
+    pub replace_metadata: bool,
 }
 
 /// A metadata edit: written to the companion file, never to the user's YAML.
@@ -244,9 +246,13 @@ impl Library {
         let wants_companion = opts.tags.is_some()
             || opts.description.is_some()
             || opts.provenance.is_some()
-            || !opts.metadata.is_empty();
+            || !opts.metadata.is_empty()
+            || opts.replace_metadata;
         if wants_companion {
             self.edit_companion(&rel, |c| {
+                if opts.replace_metadata {
+                    c.extra.clear();
+                }
                 if let Some(tags) = &opts.tags {
                     c.tags = clean_tags(tags);
                 }
@@ -299,17 +305,22 @@ impl Library {
             return Err(Error::invalid_key(rel, "not a blueprint path"));
         };
         let cabs = self.root.join(&crel);
-        let mut companion = match read_if_exists(&cabs)? {
-            Some(bytes) => blueprint::parse_companion(&bytes)
+        let existing = read_if_exists(&cabs)?;
+        let mut companion = match &existing {
+            Some(bytes) => blueprint::parse_companion(bytes)
                 .map_err(|e| Error::Corrupt(format!("{crel}: {e} (fix or remove the file, then retry)")))?,
             None => Companion::default(),
         };
+        edit(&mut companion);
+        if existing.is_none() && companion == Companion::default() {
+            // Nothing to record: a plain YAML needs no companion.
+            return Ok(());
+        }
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         if companion.created.is_none() {
             companion.created = Some(now.clone());
         }
         companion.modified = Some(now);
-        edit(&mut companion);
         fsio::write_atomic(&cabs, &blueprint::companion_to_json(&companion))
     }
 

@@ -195,12 +195,16 @@ pub(crate) fn doc_from(
         error,
         error_line,
     };
-    let content = if analysis.error.is_some() && analysis.content_text.is_empty() {
+    let mut content = if analysis.error.is_some() && analysis.content_text.is_empty() {
         // A file we could not parse is still findable by what it says.
         bytes.map(|b| String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned()).unwrap_or_default()
     } else {
         analysis.content_text
     };
+    // Extra companion fields a user added (a title, a note) are searchable too.
+    if let Some(c) = companion {
+        collect_strings(&serde_json::Value::Object(c.extra.clone()), &mut content);
+    }
     IndexDoc {
         item,
         mtime_ns,
@@ -280,4 +284,16 @@ pub(crate) fn diff(
     report.removed = removals.len();
     let docs = build_docs(root, &to_read, None);
     Ok((docs, removals))
+}
+
+fn collect_strings(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::String(s) => {
+            out.push('\n');
+            out.push_str(s);
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
 }

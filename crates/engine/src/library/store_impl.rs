@@ -29,15 +29,22 @@ pub(super) fn library_capabilities() -> Capabilities {
     }
 }
 
-fn entry_of(item: Item) -> Entry {
-    let modified = DateTime::parse_from_rfc3339(&item.modified).map(|d| d.with_timezone(&Utc)).unwrap_or_default();
-    let mut metadata = serde_json::Map::new();
-    metadata.insert("name".into(), item.name.clone().into());
-    for (k, v) in [("id", &item.id), ("description", &item.description), ("author", &item.author)] {
-        if let Some(v) = v {
-            metadata.insert(k.into(), v.clone().into());
-        }
+impl Library {
+    /// The Store view of an item: its metadata is the companion's extra fields.
+    fn entry_of(&self, item: Item) -> Result<Entry> {
+        let metadata = match crate::item::companion_path(&item.path) {
+            Some(c) => match super::read_if_exists(&self.root.join(c))? {
+                Some(bytes) => crate::blueprint::parse_companion(&bytes).map(|c| c.extra).unwrap_or_default(),
+                None => serde_json::Map::new(),
+            },
+            None => serde_json::Map::new(),
+        };
+        Ok(entry_with(item, metadata))
     }
+}
+
+fn entry_with(item: Item, metadata: serde_json::Map<String, serde_json::Value>) -> Entry {
+    let modified = DateTime::parse_from_rfc3339(&item.modified).map(|d| d.with_timezone(&Utc)).unwrap_or_default();
     Entry {
         key: item.path,
         size: item.size,
@@ -67,16 +74,19 @@ fn unsupported_options(options: &SaveOptions) -> Result<()> {
 impl Store for Library {
     fn save(&self, key: &Key, data: &[u8], options: &SaveOptions) -> Result<Entry> {
         unsupported_options(options)?;
+        // A save replaces the value's tags and metadata, as in every other store.
         let opts = BlueprintSave {
-            tags: (!options.tags.is_empty()).then(|| options.tags.clone()),
+            tags: Some(options.tags.clone()),
             description: None,
             if_match: options.if_match.clone(),
             create_only: options.create_only,
             allow_invalid: false,
             provenance: None,
             metadata: options.metadata.clone(),
+            replace_metadata: true,
         };
-        self.save_blueprint(key.as_str(), data, &opts).map(entry_of)
+        let item = self.save_blueprint(key.as_str(), data, &opts)?;
+        self.entry_of(item)
     }
 
     fn load(&self, key: &Key) -> Result<Loaded> {
@@ -89,7 +99,7 @@ impl Store for Library {
                 self.item(&rel)?
             }
         };
-        Ok(Loaded { entry: entry_of(item), data })
+        Ok(Loaded { entry: self.entry_of(item)?, data })
     }
 
     fn delete(&self, key: &Key) -> Result<()> {
@@ -125,8 +135,8 @@ impl Store for Library {
             .into_iter()
             .skip(page.offset)
             .take(page.limit.unwrap_or(usize::MAX))
-            .map(entry_of)
-            .collect();
+            .map(|i| self.entry_of(i))
+            .collect::<Result<Vec<_>>>()?;
         Ok(ListPage { entries, total })
     }
 
@@ -143,12 +153,11 @@ impl Store for Library {
             offset: query.offset,
             limit: query.limit.unwrap_or(1000),
         })?;
-        Ok(page
-            .hits
+        page.hits
             .into_iter()
             .filter(|h| h.item.path.starts_with(&prefix))
-            .map(|h| SearchHit { score: h.score, snippet: h.snippet, entry: entry_of(h.item) })
-            .collect())
+            .map(|h| Ok(SearchHit { score: h.score, snippet: h.snippet, entry: self.entry_of(h.item)? }))
+            .collect()
     }
 
     fn info(&self) -> Result<StoreInfo> {
