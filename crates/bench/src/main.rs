@@ -4,8 +4,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use bpv_bench::corpus::{CorpusOptions, generate};
-// mod run; // enabled once bpv_engine::library is exported
-// use run::{RunOptions, run};
+mod run;
+use run::{RunOptions, run};
 
 #[derive(Parser)]
 #[command(name = "bpv-bench", about = "Blueprint Vault benchmarks: generate a corpus, measure the engine and the CLI")]
@@ -64,8 +64,11 @@ fn main() -> ExitCode {
             })
         }
         Command::Run { corpus, data_dir, out, bpv, queries, process_runs, saves, rg_runs } => {
-            let _ = (corpus, data_dir, out, bpv, queries, process_runs, saves, rg_runs);
-            Err::<(), String>("the runner needs bpv_engine::library, which is not exported yet".into())
+            match run(&RunOptions { corpus, data_dir, out, bpv, queries, process_runs, saves, rg_runs }) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("some checks failed (see above)".into()),
+                Err(e) => Err(e),
+            }
         }
     };
     match result {

@@ -504,14 +504,33 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     // 5. Search.
     eprintln!("[5/8] search …");
     let rare: Vec<&bpv_bench::corpus::RareWord> = manifest.rare_words.iter().collect();
+    let (mut planted, mut found, mut extra) = (0usize, 0usize, 0usize);
+    let mut missed: Vec<String> = Vec::new();
     for rw in &rare {
         let page = eng("search", lib.search(&SearchQuery { text: rw.word.clone(), limit: 1000, ..Default::default() }))?;
         let got: BTreeSet<&str> = page.hits.iter().map(|h| h.item.path.as_str()).collect();
         let want: BTreeSet<&str> = rw.paths.iter().map(|p| p.as_str()).collect();
-        if got != want || page.total != rw.files {
-            checks.fail(format!("search {:?}: {} hits (total {}), expected {} files", rw.word, got.len(), page.total, rw.files));
+        planted += want.len();
+        found += want.intersection(&got).count();
+        extra += got.difference(&want).count();
+        for p in want.difference(&got) {
+            missed.push(format!("{} in {p}", rw.word));
         }
     }
+    if found != planted || extra > 0 {
+        checks.warn(format!(
+            "rare-word search found {found} of {planted} planted occurrences ({extra} unexpected hits); missed: {}",
+            missed.iter().take(10).cloned().collect::<Vec<_>>().join("; ")
+        ));
+    }
+    results.insert("rare_word_recall".into(), json!({"planted": planted, "found": found, "unexpected": extra, "missed": missed}));
+    rows.push(Row {
+        metric: format!("Search recall, {} planted rare words", rare.len()),
+        goal: "every planted file found".into(),
+        measured: format!("{found} of {planted} files found, {extra} unexpected"),
+        verdict: if found == planted && extra == 0 { "met".into() } else { "missed".into() },
+        command: "search(\"WORD\", limit 1000) vs corpus.json".into(),
+    });
     let mut common_totals = Vec::new();
     for cw in &manifest.common_words {
         let page = eng("search", lib.search(&SearchQuery { text: cw.word.clone(), limit: 1, ..Default::default() }))?;

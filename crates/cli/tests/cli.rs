@@ -278,3 +278,40 @@ fn a_missing_named_library_is_a_clear_error() {
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert!(err["message"].as_str().unwrap().contains("bpv init"));
 }
+
+#[test]
+fn several_processes_share_one_library_without_lost_updates() {
+    let env = Env::new();
+    // Eight writers at once, each saving its own blueprints, while readers list.
+    let mut children = Vec::new();
+    for w in 0..8 {
+        let mut c = env.cmd(&["--json", "save", &format!("Blueprints/shared/w{w}.blueprint.yaml")]);
+        c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(format!("name: Writer {w}\n").as_bytes()).unwrap();
+        children.push(child);
+        children.push(env.cmd(&["--json", "list"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    }
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(env.json(&["list"]).as_array().unwrap().len(), 8);
+
+    // Six editors that all read the same version and save with --if-match: exactly one wins.
+    let hash = env.json(&["show", "--meta", "Blueprints/shared/w0.blueprint.yaml"])["hash"].as_str().unwrap().to_owned();
+    let editors: Vec<_> = (0..6)
+        .map(|e| {
+            let mut c = env.cmd(&["--json", "save", "Blueprints/shared/w0.blueprint.yaml", "--if-match", &hash]);
+            c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+            let mut child = c.spawn().unwrap();
+            child.stdin.take().unwrap().write_all(format!("name: Edit {e}\n").as_bytes()).unwrap();
+            child
+        })
+        .collect();
+    let codes: Vec<Option<i32>> = editors.into_iter().map(|c| c.wait_with_output().unwrap().status.code()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == Some(0)).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == Some(5)).count(), 5, "{codes:?}");
+    let name = env.json(&["show", "--meta", "Blueprints/shared/w0.blueprint.yaml"])["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("Edit "));
+}

@@ -206,3 +206,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn names_that_look_the_same_cannot_become_two_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("lib");
+    let lib = open(&root, &tmp.path().join("data"));
+    // Another tool wrote a decomposed (NFD) name; the library lists and reads it.
+    let nfd = "Blueprints/personal/Cafe\u{301}.blueprint.yaml";
+    fs::write(root.join(nfd), yaml("Café")).unwrap();
+    lib.reconcile().unwrap();
+    assert_eq!(lib.read(nfd).unwrap(), yaml("Café"));
+    // Saving the composed (NFC) spelling, or another letter case, is refused.
+    let nfc = "Blueprints/personal/Caf\u{e9}.blueprint.yaml";
+    assert_eq!(lib.save_blueprint(nfc, &yaml("x"), &BlueprintSave::default()).unwrap_err().code(), "already_exists");
+    lib.save_blueprint("Blueprints/personal/Report.blueprint.yaml", &yaml("R"), &BlueprintSave::default()).unwrap();
+    let err = lib.save_blueprint("Blueprints/personal/report.blueprint.yaml", &yaml("r"), &BlueprintSave::default());
+    assert_eq!(err.unwrap_err().code(), "already_exists");
+    let names: Vec<_> = fs::read_dir(root.join("Blueprints/personal")).unwrap().collect();
+    assert_eq!(names.len(), 2);
+}

@@ -236,6 +236,9 @@ impl Library {
         let _lock = self.write_lock()?;
         let current = read_if_exists(&abs)?;
         check_preconditions(&rel, current.as_deref(), opts.if_match.as_deref(), opts.create_only)?;
+        if current.is_none() {
+            refuse_lookalike(&abs, &rel)?;
+        }
         let unchanged = current.as_deref() == Some(yaml);
         if let Some(old) = current.as_deref().filter(|_| !unchanged) {
             self.keep_version(&rel, old)?;
@@ -350,6 +353,10 @@ impl Library {
     /// what could leave the library.
     fn existing_rel(&self, path: &str) -> Result<String> {
         if let Ok(k) = Key::new(path) {
+            // A file another tool named in decomposed form (NFD) is found by its own name.
+            if k.as_str() != path && !self.root.join(k.as_str()).exists() && self.root.join(path).exists() {
+                return Ok(path.to_owned());
+            }
             return Ok(k.into_string());
         }
         let ok = !path.is_empty()
@@ -377,6 +384,28 @@ pub fn blueprint_key(path: &str) -> Result<Key> {
     let s = key.as_str();
     let stem = s.strip_suffix(".yaml").or_else(|| s.strip_suffix(".yml")).unwrap_or(s);
     Key::new(&format!("{stem}{BLUEPRINT_SUFFIX}"))
+}
+
+/// Refuse to create a file whose name looks the same as an existing sibling's
+/// (another Unicode normalisation, or another letter case): such pairs are one
+/// file on macOS and Windows and two here, and a synced library would lose one.
+fn refuse_lookalike(abs: &Path, rel: &str) -> Result<()> {
+    use unicode_normalization::UnicodeNormalization;
+    let (Some(dir), Some(name)) = (abs.parent(), abs.file_name().and_then(|n| n.to_str())) else { return Ok(()) };
+    let fold = |s: &str| s.nfc().collect::<String>().to_lowercase();
+    let wanted = fold(name);
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        if let Some(other) = entry.file_name().to_str()
+            && other != name
+            && fold(other) == wanted
+        {
+            return Err(Error::AlreadyExists(format!(
+                "{rel}: a file that looks the same already exists ({other}); use that name or a clearly different one"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_preconditions(rel: &str, current: Option<&[u8]>, if_match: Option<&str>, create_only: bool) -> Result<()> {
