@@ -119,7 +119,7 @@ fn validate_path(key: &str, raw: &str, partial: bool) -> Result<()> {
         return refuse(format!("nested deeper than {MAX_DEPTH} folders"));
     }
     for segment in key.split('/') {
-        validate_segment(segment).or_else(|reason| refuse(reason))?;
+        validate_segment(segment).or_else(&refuse)?;
     }
     let _ = partial;
     Ok(())

@@ -157,12 +157,14 @@ pub(crate) fn doc_from(
     let (analysis, hash) = match bytes {
         Some(b) => (blueprint::analyse(b), content_hash(b)),
         None => {
-            let mut a = blueprint::Analysis::default();
-            a.error = Some(blueprint::ParseError {
-                message: format!("the file is larger than {} MiB", MAX_BLUEPRINT_BYTES >> 20),
-                line: None,
-                column: None,
-            });
+            let a = blueprint::Analysis {
+                error: Some(blueprint::ParseError {
+                    message: format!("the file is larger than {} MiB", MAX_BLUEPRINT_BYTES >> 20),
+                    line: None,
+                    column: None,
+                }),
+                ..Default::default()
+            };
             (a, String::new())
         }
     };
@@ -232,7 +234,7 @@ pub(crate) fn build_docs(root: &Path, rels: &[String], progress: Option<Progress
             let doc = build_doc(root, rel).ok();
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if let Some(p) = progress
-                && (n % 256 == 0 || n == total)
+                && (n.is_multiple_of(256) || n == total)
             {
                 p(n, total);
             }

@@ -113,10 +113,7 @@ impl Store for Library {
 
     fn list(&self, prefix: &str, page: Page) -> Result<ListPage> {
         let prefix = normalise_prefix(prefix)?;
-        let folder = match prefix.rfind('/') {
-            Some(i) => Some(prefix[..i].to_owned()),
-            None => None,
-        };
+        let folder = prefix.rfind('/').map(|i| prefix[..i].to_owned());
         let all = self.index.list(&ListQuery {
             folder,
             tags: vec![],
