@@ -1,6 +1,7 @@
 //! `bpv`: Blueprint Vault from the command line. A thin layer over the engine;
 //! its `--json` output is a public interface that scripts depend on.
 
+mod backup;
 mod output;
 
 use std::io::{IsTerminal, Read, Write};
@@ -124,6 +125,8 @@ enum Command {
     Folders,
     /// Library, index, counts and capabilities.
     Info,
+    #[command(flatten)]
+    Backup(backup::BackupCommand),
 }
 
 #[derive(Subcommand)]
@@ -301,6 +304,7 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
             let lib = open(&cli, false)?;
             out.folders(&lib.index().folders()?)
         }
+        Command::Backup(cmd) => backup::run(cmd, &cli, out),
         Command::Info => {
             let lib = open(&cli, false)?;
             out.info(&lib.info()?)

@@ -1,6 +1,7 @@
 //! Blueprint Vault's storage engine. No Tauri, no IPC: the desktop shell and the
 //! `bpv` CLI are both thin layers over this crate. See ARCHITECTURE.md.
 
+pub mod backup;
 pub mod blueprint;
 pub mod error;
 pub mod fsio;

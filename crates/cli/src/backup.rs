@@ -1,0 +1,294 @@
+//! `bpv backup | backups | verify | restore | prune`: thin wrappers over
+//! `bpv_engine::backup`.
+
+use std::path::{Path, PathBuf};
+
+use bpv_engine::backup::{
+    self, BackupOptions, CancelToken, Progress, Repo, RestoreOptions, Retention, restore_file_into_library,
+    restore_in_place,
+};
+use bpv_engine::{Error, Result};
+use clap::Subcommand;
+use serde::Serialize;
+
+use crate::output::{self, Out};
+use crate::{Cli, open};
+
+#[derive(Subcommand)]
+pub enum BackupCommand {
+    /// Take a snapshot of the library (files, trash, history) into a backup repository.
+    Backup {
+        /// Repository folder (default: the library's backup location in the data dir).
+        #[arg(long, value_name = "REPO")]
+        to: Option<PathBuf>,
+    },
+    /// List the snapshots of a repository, newest first.
+    Backups {
+        #[arg(long, value_name = "REPO")]
+        from: Option<PathBuf>,
+        /// List the files of snapshot ID instead.
+        #[arg(long, value_name = "ID")]
+        contents: Option<String>,
+    },
+    /// Re-read and re-hash everything a snapshot references.
+    Verify {
+        id: String,
+        #[arg(long, value_name = "REPO")]
+        from: Option<PathBuf>,
+    },
+    /// Restore a snapshot: to a new folder (--to), over the library (--in-place), or one file (--path).
+    Restore {
+        id: String,
+        #[arg(long, value_name = "REPO")]
+        from: Option<PathBuf>,
+        /// A new or empty folder (with --path: the folder to write that one file under).
+        #[arg(long, value_name = "DIR", conflicts_with = "in_place")]
+        to: Option<PathBuf>,
+        /// Replace the library with the snapshot (the current library is snapshotted first).
+        #[arg(long)]
+        in_place: bool,
+        /// Restore only this file (library-relative path); into the library unless --to.
+        #[arg(long, value_name = "P", conflicts_with = "in_place")]
+        path: Option<String>,
+        /// Restore what is intact even if the snapshot fails verification.
+        #[arg(long)]
+        partial: bool,
+    },
+    /// Forget snapshots outside the retention policy and remove unreferenced objects.
+    Prune {
+        #[arg(long, value_name = "REPO")]
+        from: Option<PathBuf>,
+        #[arg(long, value_name = "N")]
+        keep_last: Option<usize>,
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<usize>,
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<usize>,
+    },
+}
+
+pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
+    let json = cli.json;
+    match cmd {
+        BackupCommand::Backup { to } => {
+            let lib = open(cli, false)?;
+            let bar = output::progress_bar(out, "backing up");
+            let tick = |p: Progress| tick(bar.as_ref(), p);
+            let report = backup::backup(
+                &lib,
+                &BackupOptions { repo: to.clone(), progress: Some(&tick), cancel: CancelToken::new() },
+            )?;
+            finish(bar);
+            if json {
+                return emit(&report);
+            }
+            say(&format!(
+                "Snapshot {}: {} files, {} ({} new) in {} ms, verified",
+                report.id,
+                report.files,
+                human(report.bytes),
+                human(report.new_bytes),
+                report.millis
+            ))
+        }
+        BackupCommand::Backups { from, contents } => {
+            let repo = Repo::open(&repo_path(cli, from.as_deref())?)?;
+            if let Some(id) = contents {
+                let entries = repo.contents(id)?;
+                if json {
+                    return emit(&entries);
+                }
+                for e in entries {
+                    let prefix = if e.source == backup::Source::Data { "(data) " } else { "" };
+                    say(&format!("{:>10}  {prefix}{}", e.size, e.path))?;
+                }
+                return Ok(());
+            }
+            let list = repo.snapshots()?;
+            if json {
+                return emit(&list);
+            }
+            if list.is_empty() {
+                return say("No snapshots yet (take one with `bpv backup`)");
+            }
+            for s in list {
+                say(&format!(
+                    "{}  {}  {} files  {}  (+{})",
+                    s.id,
+                    s.created,
+                    s.files,
+                    human(s.bytes),
+                    human(s.new_bytes)
+                ))?;
+            }
+            Ok(())
+        }
+        BackupCommand::Verify { id, from } => {
+            let repo = Repo::open(&repo_path(cli, from.as_deref())?)?;
+            let bar = output::progress_bar(out, "verifying");
+            let tick = |p: Progress| tick(bar.as_ref(), p);
+            let report = repo.verify(id, Some(&tick), &CancelToken::new())?;
+            finish(bar);
+            if json {
+                emit(&report)?;
+            } else if report.ok {
+                say(&format!(
+                    "Snapshot {id} is intact: {} files, {} objects, {} re-hashed in {} ms",
+                    report.files,
+                    report.objects,
+                    human(report.bytes),
+                    report.millis
+                ))?;
+            } else {
+                for p in &report.problems {
+                    let hash = p.hash.as_deref().map(|h| format!(" {}", &h[..12.min(h.len())])).unwrap_or_default();
+                    say(&format!("{}{hash}: {}", p.kind, p.message))?;
+                    for path in &p.paths {
+                        say(&format!("    affects {path}"))?;
+                    }
+                }
+            }
+            if report.ok {
+                Ok(())
+            } else {
+                Err(Error::Corrupt(format!("snapshot {id} failed verification ({} problem(s))", report.problems.len())))
+            }
+        }
+        BackupCommand::Restore { id, from, to, in_place, path, partial } => {
+            let bar = output::progress_bar(out, "restoring");
+            let tick = |p: Progress| tick(bar.as_ref(), p);
+            let opts = RestoreOptions { partial: *partial, progress: Some(&tick), cancel: CancelToken::new() };
+            if let Some(p) = path {
+                let repo = Repo::open(&repo_path(cli, from.as_deref())?)?;
+                let entry = match to {
+                    Some(dir) => repo.restore_file(id, p, &dir.join(p))?,
+                    None => {
+                        let lib = open(cli, false)?;
+                        restore_file_into_library(&lib, &repo, id, p)?
+                    }
+                };
+                finish(bar);
+                if json {
+                    return emit(&entry);
+                }
+                return say(&format!("Restored {} ({} bytes) from {id}", entry.path, entry.size));
+            }
+            let report = if *in_place {
+                let lib = open(cli, false)?;
+                let repo = match from {
+                    Some(r) => r.clone(),
+                    None => Repo::default_location(&lib),
+                };
+                restore_in_place(&lib, &repo, id, &opts)?
+            } else {
+                let Some(dir) = to else {
+                    return Err(Error::InvalidArgument(
+                        "say where to restore: --to DIR, --in-place or --path P".into(),
+                    ));
+                };
+                let repo = Repo::open(&repo_path(cli, from.as_deref())?)?;
+                // Trash and history go to the restored library's own private area.
+                let existed = dir.exists();
+                let area = data_area_for(cli, dir)?;
+                match repo.restore_to(id, dir, area.as_deref(), &opts) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if !existed {
+                            let _ = std::fs::remove_dir(dir);
+                        }
+                        return Err(e);
+                    }
+                }
+            };
+            finish(bar);
+            if json {
+                return emit(&report);
+            }
+            say(&format!("Restored {} files ({}) from {id} to {}", report.files, human(report.bytes), report.to))?;
+            for p in &report.not_restored {
+                say(&format!("not restored: {}", p.message))?;
+                for path in &p.paths {
+                    say(&format!("    {path}"))?;
+                }
+            }
+            Ok(())
+        }
+        BackupCommand::Prune { from, keep_last, keep_daily, keep_weekly } => {
+            let repo = Repo::open(&repo_path(cli, from.as_deref())?)?;
+            let report =
+                repo.prune(&Retention { keep_last: *keep_last, keep_daily: *keep_daily, keep_weekly: *keep_weekly })?;
+            if json {
+                return emit(&report);
+            }
+            for w in &report.warnings {
+                say(&format!("warning: {w}"))?;
+            }
+            say(&format!(
+                "Kept {} snapshots, removed {}; freed {} ({} objects)",
+                report.kept.len(),
+                report.removed.len(),
+                human(report.bytes_freed),
+                report.objects_removed
+            ))
+        }
+    }
+}
+
+fn repo_path(cli: &Cli, given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(p) => Ok(p.to_path_buf()),
+        None => Ok(Repo::default_location(&open(cli, false)?)),
+    }
+}
+
+/// The private area a library at `dir` will have (for its trash and history).
+fn data_area_for(cli: &Cli, dir: &Path) -> Result<Option<PathBuf>> {
+    let data_dir = match &cli.data_dir {
+        Some(d) => std::path::absolute(d).map_err(|e| Error::io("cannot resolve", d, e))?,
+        None => match bpv_engine::paths::default_data_dir() {
+            Some(d) => d,
+            None => return Ok(None),
+        },
+    };
+    // The area is keyed by the canonical library path, which exists only once created.
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    let canon = std::fs::canonicalize(dir).map_err(|e| Error::io("cannot resolve", dir, e))?;
+    Ok(Some(bpv_engine::paths::library_area(&data_dir, &canon)))
+}
+
+fn tick(bar: Option<&indicatif::ProgressBar>, p: Progress) {
+    if let Some(b) = bar {
+        b.set_message(p.phase);
+        b.set_length(p.total);
+        b.set_position(p.done);
+    }
+}
+
+fn finish(bar: Option<indicatif::ProgressBar>) {
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}
+
+fn emit<T: Serialize + ?Sized>(v: &T) -> Result<()> {
+    let s =
+        serde_json::to_string(v).map_err(|e| Error::Io { context: "cannot write output".into(), source: e.into() })?;
+    say(&s)
+}
+
+fn say(line: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").map_err(|e| Error::Io { context: "cannot write output".into(), source: e })
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}

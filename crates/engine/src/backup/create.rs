@@ -1,0 +1,289 @@
+//! Taking a snapshot: scan, hash (reusing the parent snapshot's hash for files whose
+//! size and mtime are unchanged), store new contents once, flush, verify the new
+//! objects, and only then write the manifest.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{
+    CancelToken, DATA_FOLDERS, Entry, MANIFEST_FORMAT, Manifest, ProgressFn, Repo, Source, by_path, mode_of,
+    now_rfc3339, read_stable, report,
+};
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::library::Library;
+
+/// Options for [`backup`].
+#[derive(Clone, Default)]
+pub struct BackupOptions<'a> {
+    /// The repository; default `Repo::default_location(lib)`.
+    pub repo: Option<PathBuf>,
+    pub progress: Option<ProgressFn<'a>>,
+    pub cancel: CancelToken,
+}
+
+/// What a backup did. `{id, files, bytes, new_bytes, millis}` is the CLI contract.
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupReport {
+    pub id: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Compressed bytes of the objects this backup added.
+    pub new_bytes: u64,
+    pub millis: u64,
+    /// Objects added (distinct new contents).
+    pub new_objects: u64,
+    /// Files whose content was read (the rest reused the previous snapshot's hash).
+    pub read_files: u64,
+    /// The snapshot this one was compared with.
+    pub parent: Option<String>,
+    pub repository: String,
+    /// Files that could not be backed up (names that are not UTF-8), with why.
+    pub skipped: Vec<String>,
+}
+
+struct Candidate {
+    source: Source,
+    rel: String,
+    abs: PathBuf,
+}
+
+/// Take a snapshot of `lib` (library folder + trash + version history).
+pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
+    let start = Instant::now();
+    let started = fsio::system_time_ns(std::time::SystemTime::now());
+    let repo_path = opts.repo.clone().unwrap_or_else(|| Repo::default_location(lib));
+    let repo = Repo::open_or_create(&repo_path)?;
+    let _lock = repo.lock()?;
+    opts.cancel.check()?;
+    super::report(opts.progress, "scan", 0, 0);
+
+    let mut skipped = Vec::new();
+    let repo_canon = fs::canonicalize(repo.root()).unwrap_or_else(|_| repo.root().to_path_buf());
+    let mut files = Vec::new();
+    collect(lib.root(), lib.root(), Source::Library, &repo_canon, &mut files, &mut skipped)?;
+    for folder in DATA_FOLDERS {
+        let dir = lib.area().join(folder);
+        if dir.is_dir() {
+            collect(lib.area(), &dir, Source::Data, &repo_canon, &mut files, &mut skipped)?;
+        }
+    }
+    opts.cancel.check()?;
+
+    let library = lib.root().to_string_lossy().into_owned();
+    let parent = latest_of(&repo, &library);
+    let parent_entries = parent.as_ref().map(|m| by_path(&m.entries)).unwrap_or_default();
+    // Only entries that were already old when the parent's scan began are trusted.
+    let trusted_before = parent.as_ref().map(|m| m.started.saturating_sub(super::RACY_WINDOW_NS)).unwrap_or(0);
+    let parent_hashes: HashSet<&str> =
+        parent.as_ref().map(|m| m.entries.iter().map(|e| e.hash.as_str()).collect()).unwrap_or_default();
+
+    let total = files.len() as u64;
+    let done = AtomicU64::new(0);
+    let new_bytes = AtomicU64::new(0);
+    let read_files = AtomicU64::new(0);
+    let written: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+    let checked: Mutex<HashMap<String, bool>> = Mutex::new(HashMap::new());
+
+    let results: Vec<Result<Option<Entry>>> = files
+        .par_iter()
+        .map(|c| {
+            opts.cancel.check()?;
+            let r = one_file(
+                &repo,
+                c,
+                &parent_entries,
+                trusted_before,
+                &parent_hashes,
+                &written,
+                &checked,
+                &new_bytes,
+                &read_files,
+            );
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_multiple_of(64) || n == total {
+                report(opts.progress, "backup", n, total);
+            }
+            r
+        })
+        .collect();
+    let mut entries = Vec::with_capacity(results.len());
+    for r in results {
+        if let Some(e) = r? {
+            entries.push(e);
+        }
+    }
+    opts.cancel.check()?;
+    entries.sort_by(|a, b| (a.source, &a.path).cmp(&(b.source, &b.path)));
+
+    // Objects reach the disk before the manifest that names them.
+    repo.sync()?;
+    let new_hashes: Vec<String> = written.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().collect();
+    let problems: Vec<String> =
+        new_hashes.par_iter().filter_map(|h| repo.read_object(h).err().map(|why| format!("{h}: {why}"))).collect();
+    if !problems.is_empty() {
+        return Err(Error::Corrupt(format!(
+            "the backup could not be verified after writing (no snapshot was recorded): {}; check the backup disk",
+            problems.join("; ")
+        )));
+    }
+    opts.cancel.check()?;
+
+    let id = new_id();
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT,
+        id: id.clone(),
+        created: now_rfc3339(),
+        library,
+        started,
+        files: entries.len() as u64,
+        bytes: entries.iter().map(|e| e.size).sum(),
+        new_bytes: new_bytes.load(Ordering::Relaxed),
+        entries,
+    };
+    repo.write_manifest(&manifest)?;
+    Ok(BackupReport {
+        id,
+        files: manifest.files,
+        bytes: manifest.bytes,
+        new_bytes: manifest.new_bytes,
+        millis: start.elapsed().as_millis() as u64,
+        new_objects: new_hashes.len() as u64,
+        read_files: read_files.load(Ordering::Relaxed),
+        parent: parent.map(|p| p.id),
+        repository: repo.root().to_string_lossy().into_owned(),
+        skipped,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn one_file(
+    repo: &Repo,
+    c: &Candidate,
+    parent: &std::collections::BTreeMap<(Source, &str), &Entry>,
+    trusted_before: i64,
+    parent_hashes: &HashSet<&str>,
+    written: &Mutex<HashSet<String>>,
+    checked: &Mutex<HashMap<String, bool>>,
+    new_bytes: &AtomicU64,
+    read_files: &AtomicU64,
+) -> Result<Option<Entry>> {
+    let meta = match fs::symlink_metadata(&c.abs) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None), // deleted since the scan
+        Err(e) => return Err(Error::io("cannot read", &c.abs, e)),
+    };
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let (size, mtime, mode) = (meta.len(), fsio::mtime_ns(&meta), mode_of(&meta));
+    if let Some(prev) = parent.get(&(c.source, c.rel.as_str()))
+        && prev.size == size
+        && prev.mtime == mtime
+        && mtime < trusted_before
+    {
+        return Ok(Some(Entry { path: c.rel.clone(), source: c.source, size, mtime, mode, hash: prev.hash.clone() }));
+    }
+    read_files.fetch_add(1, Ordering::Relaxed);
+    let (data, meta) = match read_stable(&c.abs) {
+        Ok(x) => x,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("cannot back up", &c.abs, e)),
+    };
+    let hash = hex::encode(Sha256::digest(&data));
+    let entry = Entry {
+        path: c.rel.clone(),
+        source: c.source,
+        size: data.len() as u64,
+        mtime: fsio::mtime_ns(&meta),
+        mode: mode_of(&meta),
+        hash: hash.clone(),
+    };
+    if parent_hashes.contains(hash.as_str()) {
+        return Ok(Some(entry));
+    }
+    {
+        let mut w = written.lock().unwrap_or_else(|p| p.into_inner());
+        if w.contains(&hash) {
+            return Ok(Some(entry));
+        }
+        // An object left by an interrupted backup (or named by an older snapshot) is
+        // reused only if it checks out; a damaged one is rewritten.
+        let known_good = {
+            let mut ch = checked.lock().unwrap_or_else(|p| p.into_inner());
+            *ch.entry(hash.clone())
+                .or_insert_with(|| repo.object_path(&hash).exists() && repo.read_object(&hash).is_ok())
+        };
+        if known_good {
+            return Ok(Some(entry));
+        }
+        w.insert(hash.clone());
+    }
+    let n = repo.write_object(&hash, &data)?;
+    new_bytes.fetch_add(n, Ordering::Relaxed);
+    Ok(Some(entry))
+}
+
+/// Every regular file under `dir` (no symlinks followed), relative to `base`.
+fn collect(
+    base: &Path,
+    dir: &Path,
+    source: Source,
+    exclude: &Path,
+    out: &mut Vec<Candidate>,
+    skipped: &mut Vec<String>,
+) -> Result<()> {
+    let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().into_iter().filter_entry(|e| {
+        let p = e.path();
+        !(e.file_type().is_dir() && (p == exclude || fs::canonicalize(p).is_ok_and(|c| c == exclude)))
+    });
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
+            match e.into_io_error() {
+                Some(io) => Error::io("cannot read", &path, io),
+                None => Error::InvalidArgument(format!("cannot read {}", path.display())),
+            }
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy();
+        if fsio::is_temp_name(&name) {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(base) else { continue };
+        let Some(rel) = rel.to_str() else {
+            skipped.push(format!("{}: the name is not valid UTF-8", entry.path().display()));
+            continue;
+        };
+        out.push(Candidate { source, rel: rel.replace('\\', "/"), abs: entry.path().to_path_buf() });
+    }
+    Ok(())
+}
+
+/// The newest readable, intact snapshot of this library.
+fn latest_of(repo: &Repo, library: &str) -> Option<Manifest> {
+    let ids = repo.snapshot_ids().ok()?;
+    for id in ids.iter().rev() {
+        if let Ok((m, true)) = repo.load_manifest(id)
+            && m.library == library
+        {
+            return Some(m);
+        }
+    }
+    None
+}
+
+fn new_id() -> String {
+    let now = chrono::Utc::now();
+    format!("{}-{:06x}", now.format("%Y%m%dT%H%M%S%3fZ"), rand::random::<u32>() & 0xff_ffff)
+}

@@ -1,0 +1,477 @@
+//! Backups: snapshots of a library in a content-addressed, deduplicated repository,
+//! verified after every backup, restorable byte-for-byte, with retention and prune.
+//!
+//! API (synchronous; the app calls it on blocking threads):
+//! - [`backup`] — take a snapshot of a library (`Repo::default_location` or any folder);
+//!   scheduler-friendly: one call, a [`BackupOptions`] with a progress callback and a
+//!   [`CancelToken`]; returns a [`BackupReport`].
+//! - [`Repo::snapshots`] — the snapshot list (date, files, size, new bytes), newest first;
+//!   [`Repo::contents`] — one snapshot's entries (path, size, mtime, mode, hash).
+//! - [`Repo::verify`] — re-read and re-hash every object a snapshot references.
+//! - [`Repo::restore_to`] (new folder), [`restore_in_place`], [`Repo::restore_file`].
+//! - [`Repo::prune`] with a [`Retention`] policy.
+//!
+//! Repository layout (format [`REPO_FORMAT`]):
+//!
+//! ```text
+//! REPO/config.json                 {"format": 1, "created": …}
+//! REPO/objects/ab/abcdef….zst      one zstd frame per distinct content; name = SHA-256 of the content
+//! REPO/snapshots/<id>.json         one manifest per snapshot, with its own checksum
+//! REPO/lock                        serialises writers (backup, prune) across processes
+//! ```
+//!
+//! Crash safety: objects are written (temp file + rename) and flushed to disk with one
+//! `syncfs` before the manifest that names them is written atomically (`fsio`). A crash
+//! or a full disk before that leaves only orphan objects, never a manifest that names a
+//! missing object; orphans are reused (after re-hashing) or removed by `prune`.
+
+mod create;
+mod prune;
+mod restore;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fsio;
+use crate::library::Library;
+
+pub use create::{BackupOptions, BackupReport, backup};
+pub use prune::{PruneReport, Retention};
+pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
+pub use verify::{Problem, VerifyReport};
+
+/// The repository format this build writes and reads. A repository with a higher
+/// number was written by a newer Blueprint Vault and is refused.
+pub const REPO_FORMAT: u32 = 1;
+/// The manifest format.
+pub const MANIFEST_FORMAT: u32 = 1;
+/// zstd level for objects (3: zstd's default; fast, close to `tar --zstd`).
+const ZSTD_LEVEL: i32 = 3;
+
+/// See [`Manifest::started`]: 2 s covers coarse clocks (ext4 ticks, FAT's 2 s dates).
+pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
+
+/// Folders of the library's private area that a snapshot carries (the index is not:
+/// it is rebuilt from the files). Extension point: app settings and credential
+/// *names* join here (as further folders of the area) when those issues land;
+/// secrets never do unless encrypted with a backup passphrase.
+pub const DATA_FOLDERS: &[&str] = &["trash", "versions"];
+
+/// Where an entry lives: the library folder, or the library's private area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    #[default]
+    Library,
+    Data,
+}
+
+impl Source {
+    fn is_library(&self) -> bool {
+        *self == Source::Library
+    }
+}
+
+/// One file in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// `/`-separated, relative to the library root (or to the private area for `data`).
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Source::is_library")]
+    pub source: Source,
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime: i64,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// SHA-256 of the content (hex); also the object's name.
+    pub hash: String,
+}
+
+/// A snapshot's manifest (the part its checksum covers).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub id: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The library folder this is a snapshot of.
+    pub library: String,
+    /// When the scan began (ns since the epoch). Files modified within
+    /// [`RACY_WINDOW_NS`] of it are re-read by the next backup even if their size and
+    /// mtime look unchanged (a coarse mtime cannot tell two writes in one tick apart).
+    #[serde(default)]
+    pub started: i64,
+    pub files: u64,
+    pub bytes: u64,
+    /// Compressed bytes of objects this snapshot added to the repository.
+    pub new_bytes: u64,
+    pub entries: Vec<Entry>,
+}
+
+/// A line of the snapshot list.
+#[derive(Clone, Debug, Serialize)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub created: String,
+    pub library: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub new_bytes: u64,
+}
+
+/// Progress of a long operation, for progress bars.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Progress {
+    /// `scan`, `backup`, `verify`, `restore`, `prune`.
+    pub phase: &'static str,
+    pub done: u64,
+    pub total: u64,
+}
+
+pub type ProgressFn<'a> = &'a (dyn Fn(Progress) + Sync);
+
+/// Cancels a running backup, verify or restore (which then fails with `cancelled`
+/// and leaves everything as it was). Cheap to clone; share it with the UI.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn check(&self) -> Result<()> {
+        if self.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) }
+    }
+}
+
+fn report(progress: Option<ProgressFn<'_>>, phase: &'static str, done: u64, total: u64) {
+    if let Some(p) = progress {
+        p(Progress { phase, done, total })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Config {
+    format: u32,
+    created: String,
+}
+
+/// A backup repository: any folder.
+#[derive(Clone, Debug)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+impl Repo {
+    /// The default repository of a library: `<private area>/backups`.
+    pub fn default_location(lib: &Library) -> PathBuf {
+        lib.area().join("backups")
+    }
+
+    /// Open an existing repository (refusing one from a newer format).
+    pub fn open(path: &Path) -> Result<Repo> {
+        let config = path.join("config.json");
+        let bytes = match fs::read(&config) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let why = if path.exists() {
+                    "it is not a backup repository (no config.json)"
+                } else {
+                    "the folder does not exist (is the drive connected?)"
+                };
+                return Err(Error::NotFound(format!("no backup repository at {}: {why}", path.display())));
+            }
+            Err(e) => return Err(Error::io("cannot read backup repository", &config, e)),
+        };
+        let cfg: Config = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("{}: not a valid repository config ({e})", config.display())))?;
+        if cfg.format > REPO_FORMAT {
+            return Err(Error::Unsupported(format!(
+                "the backup repository at {} has format {}, written by a newer Blueprint Vault; this version reads format {REPO_FORMAT} and older: update Blueprint Vault to use it",
+                path.display(),
+                cfg.format
+            )));
+        }
+        Ok(Repo { root: path.to_path_buf() })
+    }
+
+    /// Open a repository, creating it (an empty or missing folder) if needed.
+    pub fn open_or_create(path: &Path) -> Result<Repo> {
+        if path.join("config.json").exists() {
+            return Repo::open(path);
+        }
+        if path.is_dir() {
+            let mut rd = fs::read_dir(path).map_err(|e| Error::io("cannot read", path, e))?;
+            if rd.next().is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is not empty and not a backup repository: pick an empty folder",
+                    path.display()
+                )));
+            }
+        } else if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(Error::NotFound(format!(
+                "cannot create a backup repository at {}: {} does not exist (is the drive connected?)",
+                path.display(),
+                parent.display()
+            )));
+        }
+        fsio::ensure_dir(&path.join("objects"))?;
+        fsio::ensure_dir(&path.join("snapshots"))?;
+        let cfg = Config { format: REPO_FORMAT, created: now_rfc3339() };
+        let body = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Corrupt(e.to_string()))?;
+        fsio::write_atomic(&path.join("config.json"), &body)?;
+        Ok(Repo { root: path.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn object_path(&self, hash: &str) -> PathBuf {
+        let (a, b) = hash.split_at(2.min(hash.len()));
+        self.root.join("objects").join(a).join(format!("{b}.zst"))
+    }
+
+    fn manifest_path(&self, id: &str) -> PathBuf {
+        self.root.join("snapshots").join(format!("{id}.json"))
+    }
+
+    /// Exclusive writer lock (backup, prune, in-place restore's pre-snapshot).
+    fn lock(&self) -> Result<File> {
+        let path = self.root.join("lock");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open lock file", &path, e))?;
+        f.lock().map_err(|e| Error::io("cannot lock", &path, e))?;
+        Ok(f)
+    }
+
+    /// Snapshot ids, oldest first.
+    pub fn snapshot_ids(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("snapshots");
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("cannot read", &dir, e)),
+        };
+        let mut ids: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !fsio::is_temp_name(n))
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Every snapshot, newest first. A damaged manifest is listed with what can be
+    /// read of it (its id) and zeros; `verify` says what is wrong.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        let mut out = Vec::new();
+        for id in self.snapshot_ids()?.into_iter().rev() {
+            let info = match self.load_manifest(&id) {
+                Ok((m, _)) => SnapshotInfo {
+                    id: m.id,
+                    created: m.created,
+                    library: m.library,
+                    files: m.files,
+                    bytes: m.bytes,
+                    new_bytes: m.new_bytes,
+                },
+                Err(Error::NotFound(_)) => continue,
+                Err(_) => SnapshotInfo {
+                    id: id.clone(),
+                    created: String::new(),
+                    library: String::new(),
+                    files: 0,
+                    bytes: 0,
+                    new_bytes: 0,
+                },
+            };
+            out.push(info);
+        }
+        Ok(out)
+    }
+
+    /// A snapshot's manifest, its checksum checked.
+    pub fn manifest(&self, id: &str) -> Result<Manifest> {
+        let (m, checksum_ok) = self.load_manifest(id)?;
+        if !checksum_ok {
+            return Err(Error::Corrupt(format!(
+                "snapshot {id}: its manifest is damaged (checksum mismatch); run `bpv verify {id}`"
+            )));
+        }
+        Ok(m)
+    }
+
+    /// A snapshot's entries (for browsing), sorted by path.
+    pub fn contents(&self, id: &str) -> Result<Vec<Entry>> {
+        Ok(self.manifest(id)?.entries)
+    }
+
+    /// Read a manifest; returns it and whether its checksum matched. Errors if it
+    /// cannot be read or parsed at all.
+    pub(crate) fn load_manifest(&self, id: &str) -> Result<(Manifest, bool)> {
+        check_id(id)?;
+        let path = self.manifest_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(format!("no snapshot {id} in {}", self.root.display())));
+            }
+            Err(e) => return Err(Error::io("cannot read", &path, e)),
+        };
+        let damaged = |why: String| Error::Corrupt(format!("snapshot {id}: its manifest is damaged ({why})"));
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+        let checksum = v.get("checksum").and_then(|c| c.as_str()).map(str::to_owned).unwrap_or_default();
+        let body = v.get_mut("snapshot").map(serde_json::Value::take).ok_or_else(|| damaged("no snapshot".into()))?;
+        let canonical = serde_json::to_vec(&body).map_err(|e| damaged(e.to_string()))?;
+        let ok = hex::encode(Sha256::digest(&canonical)) == checksum;
+        let m: Manifest = serde_json::from_value(body).map_err(|e| damaged(e.to_string()))?;
+        if m.format > MANIFEST_FORMAT {
+            return Err(Error::Unsupported(format!(
+                "snapshot {id} was written by a newer Blueprint Vault (manifest format {}): update to restore it",
+                m.format
+            )));
+        }
+        let ok = ok && m.id == id;
+        Ok((m, ok))
+    }
+
+    /// Write a manifest, last, atomically and durably.
+    fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        let body = serde_json::to_value(m).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let canonical = serde_json::to_vec(&body).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let checksum = hex::encode(Sha256::digest(&canonical));
+        let mut out = Vec::with_capacity(canonical.len() + 100);
+        out.extend_from_slice(b"{\"checksum\":\"");
+        out.extend_from_slice(checksum.as_bytes());
+        out.extend_from_slice(b"\",\"snapshot\":");
+        out.extend_from_slice(&canonical);
+        out.extend_from_slice(b"}\n");
+        fsio::write_atomic(&self.manifest_path(&m.id), &out)
+    }
+
+    /// Read an object and return its content, checked against its name.
+    pub(crate) fn read_object(&self, hash: &str) -> std::result::Result<Vec<u8>, String> {
+        let path = self.object_path(hash);
+        let raw = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err("object missing".into()),
+            Err(e) => return Err(format!("cannot read object: {e}")),
+        };
+        let data =
+            zstd::stream::decode_all(&raw[..]).map_err(|e| format!("object damaged (cannot decompress: {e})"))?;
+        if hex::encode(Sha256::digest(&data)) != hash {
+            return Err("object damaged (content does not match its hash)".into());
+        }
+        Ok(data)
+    }
+
+    /// Write an object (temp file + rename; not fsynced: the caller `sync`s the
+    /// repository once before writing a manifest). Returns the compressed size.
+    fn write_object(&self, hash: &str, data: &[u8]) -> Result<u64> {
+        let path = self.object_path(hash);
+        let dir = path.parent().unwrap_or(&self.root);
+        fsio::ensure_dir(dir)?;
+        let packed = zstd::bulk::compress(data, ZSTD_LEVEL)
+            .map_err(|e| Error::Io { context: "cannot compress".into(), source: e })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = dir.join(format!(".{name}.bpv-tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+        let result = (|| {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .map_err(|e| Error::io("cannot create a file in", dir, e))?;
+            f.write_all(&packed).map_err(|e| Error::io("cannot write", &temp, e))?;
+            drop(f);
+            fs::rename(&temp, &path).map_err(|e| Error::io("cannot write", &path, e))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result.map(|()| packed.len() as u64)
+    }
+
+    /// Flush everything written to the repository's filesystem to disk.
+    fn sync(&self) -> Result<()> {
+        sync_filesystem(&self.root)
+    }
+}
+
+/// `syncfs` the filesystem holding `dir` (one flush for many files).
+pub(crate) fn sync_filesystem(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
+    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(Error::io("cannot flush to disk", dir, io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 100
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !id.starts_with('-');
+    if ok { Ok(()) } else { Err(Error::InvalidArgument(format!("{id:?} is not a snapshot id (see `bpv backups`)"))) }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Read a whole file; also returns its metadata before and after reading.
+fn read_stable(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
+    let mut last_err = None;
+    for _ in 0..8 {
+        let before = fs::symlink_metadata(path)?;
+        let mut f = File::open(path)?;
+        let mut data = Vec::with_capacity(before.len() as usize);
+        f.read_to_end(&mut data)?;
+        let after = fs::symlink_metadata(path)?;
+        if before.len() == after.len()
+            && data.len() as u64 == after.len()
+            && fsio::mtime_ns(&before) == fsio::mtime_ns(&after)
+        {
+            return Ok((data, after));
+        }
+        last_err = Some(io::Error::other(format!("{} kept changing while it was read", path.display())));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("file kept changing")))
+}
+
+/// Map snapshot entries by (source, path).
+fn by_path(entries: &[Entry]) -> BTreeMap<(Source, &str), &Entry> {
+    entries.iter().map(|e| ((e.source, e.path.as_str()), e)).collect()
+}
+
+fn mode_of(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}

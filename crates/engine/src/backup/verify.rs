@@ -1,0 +1,156 @@
+//! Verify: check a snapshot's manifest checksum, then re-read, decompress and re-hash
+//! every object it references. Every problem is reported with the paths it affects.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{CancelToken, Entry, ProgressFn, Repo, report};
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// `manifest` (the snapshot's list of files is damaged) or `object` (a content is).
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    pub message: String,
+    /// The files this problem affects (all of them for a damaged manifest: none listed).
+    pub paths: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    pub id: String,
+    pub ok: bool,
+    pub files: u64,
+    pub objects: u64,
+    /// Uncompressed bytes re-read and re-hashed.
+    pub bytes: u64,
+    pub problems: Vec<Problem>,
+    pub millis: u64,
+}
+
+impl Repo {
+    /// Verify snapshot `id`. A damaged snapshot is a report with `ok: false`, not an
+    /// error; errors are for a missing snapshot or an unreadable repository.
+    pub fn verify(&self, id: &str, progress: Option<ProgressFn<'_>>, cancel: &CancelToken) -> Result<VerifyReport> {
+        let start = Instant::now();
+        let (manifest, checksum_ok) = match self.load_manifest(id) {
+            Ok(x) => x,
+            Err(Error::Corrupt(msg)) => {
+                return Ok(VerifyReport {
+                    id: id.to_owned(),
+                    ok: false,
+                    files: 0,
+                    objects: 0,
+                    bytes: 0,
+                    problems: vec![Problem {
+                        kind: "manifest",
+                        hash: None,
+                        message: format!(
+                            "{msg}: the snapshot's file list cannot be read, so nothing in it can be restored"
+                        ),
+                        paths: Vec::new(),
+                    }],
+                    millis: start.elapsed().as_millis() as u64,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let mut problems = Vec::new();
+        if !checksum_ok {
+            problems.push(Problem {
+                kind: "manifest",
+                hash: None,
+                message: format!(
+                    "snapshot {id}: the manifest's checksum does not match (it was changed or damaged); paths, dates or modes in it may be wrong"
+                ),
+                paths: Vec::new(),
+            });
+        }
+        let (bad, objects, bytes) = self.check_objects(&manifest.entries, progress, cancel)?;
+        problems.extend(problems_for(&manifest.entries, &bad));
+        Ok(VerifyReport {
+            id: id.to_owned(),
+            ok: problems.is_empty(),
+            files: manifest.entries.len() as u64,
+            objects,
+            bytes,
+            problems,
+            millis: start.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Re-hash every distinct object of `entries`. Returns the damaged ones (hash →
+    /// why), the number of objects and the bytes checked.
+    pub(crate) fn check_objects(
+        &self,
+        entries: &[Entry],
+        progress: Option<ProgressFn<'_>>,
+        cancel: &CancelToken,
+    ) -> Result<(HashMap<String, String>, u64, u64)> {
+        let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
+        for e in entries {
+            sizes.insert(e.hash.as_str(), e.size);
+        }
+        let list: Vec<(&str, u64)> = sizes.into_iter().collect();
+        let total = list.len() as u64;
+        let done = AtomicU64::new(0);
+        let bytes = AtomicU64::new(0);
+        let results: Vec<Result<Option<(String, String)>>> = list
+            .par_iter()
+            .map(|(hash, size)| {
+                cancel.check()?;
+                let r = match self.read_object(hash) {
+                    Ok(data) if data.len() as u64 == *size => {
+                        bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        None
+                    }
+                    Ok(data) => Some((
+                        hash.to_string(),
+                        format!("object holds {} bytes where the manifest says {size}", data.len()),
+                    )),
+                    Err(why) => Some((hash.to_string(), why)),
+                };
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_multiple_of(64) || n == total {
+                    report(progress, "verify", n, total);
+                }
+                Ok(r)
+            })
+            .collect();
+        let mut bad = HashMap::new();
+        for r in results {
+            if let Some((h, why)) = r? {
+                bad.insert(h, why);
+            }
+        }
+        Ok((bad, total, bytes.load(Ordering::Relaxed)))
+    }
+}
+
+pub(crate) fn problems_for(entries: &[Entry], bad: &HashMap<String, String>) -> Vec<Problem> {
+    let mut by_hash: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for e in entries {
+        if bad.contains_key(&e.hash) {
+            let shown = match e.source {
+                super::Source::Library => e.path.clone(),
+                super::Source::Data => format!("(data) {}", e.path),
+            };
+            by_hash.entry(e.hash.as_str()).or_default().push(shown);
+        }
+    }
+    by_hash
+        .into_iter()
+        .map(|(hash, paths)| Problem {
+            kind: "object",
+            hash: Some(hash.to_owned()),
+            message: bad.get(hash).cloned().unwrap_or_default(),
+            paths,
+        })
+        .collect()
+}
