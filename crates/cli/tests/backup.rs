@@ -1,0 +1,323 @@
+//! End-to-end tests of `bpv backup | backups | verify | restore | prune`: the real
+//! binary, real folders, real processes (including kill -9 mid-backup).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    library: PathBuf,
+    data: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let env = Env { library: dir.join("My Library"), data: dir.join("data"), dir, _tmp: tmp };
+        let out = env.run(&["init"]);
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        env
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bpv"));
+        c.arg("--library").arg(&self.library).arg("--data-dir").arg(&self.data).args(args);
+        c.env_remove("BPV_LIBRARY").env_remove("BPV_DATA_DIR");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let out = self.run(&full);
+        assert!(out.status.success(), "bpv {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bpv {args:?}: not JSON ({e}): {:?}", out.stdout))
+    }
+
+    fn write(&self, rel: &str, body: &[u8]) {
+        let p = self.library.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    }
+
+    fn repo(&self) -> String {
+        self.dir.join("repo").to_string_lossy().into_owned()
+    }
+}
+
+fn yaml(name: &str) -> Vec<u8> {
+    format!("name: {name}\ndescription: backup test\nnodes:\n  - id: a\n    type: t\n").into_bytes()
+}
+
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(), fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn backup_json_shape_list_verify_and_restore_byte_for_byte() {
+    let env = Env::new();
+    env.write("Blueprints/personal/sales/digest.blueprint.yaml", &yaml("Digest"));
+    env.write("Blueprints/shared/ünïcødé/深い/x.blueprint.yaml", &yaml("Unicode"));
+    env.write("Templates/empty.blueprint.yaml", b"");
+    env.write("Exports/big.bin", &bytes(3_000_000, 1));
+    let before = tree(&env.library);
+
+    let r = env.json(&["backup"]);
+    for k in ["id", "files", "bytes", "new_bytes", "millis"] {
+        assert!(r.get(k).is_some(), "backup JSON lacks {k}: {r}");
+    }
+    assert_eq!(r["files"].as_u64().unwrap() as usize, before.len());
+    let id = r["id"].as_str().unwrap().to_owned();
+    // Default repository: in the data dir, never in the library.
+    assert!(tree(&env.library) == before, "backup wrote into the library");
+    assert!(r["repository"].as_str().unwrap().starts_with(env.data.to_str().unwrap()));
+
+    let list = env.json(&["backups"]);
+    let first = &list.as_array().unwrap()[0];
+    assert_eq!(first["id"], r["id"]);
+    for k in ["created", "files", "bytes", "new_bytes"] {
+        assert!(first.get(k).is_some(), "backups JSON lacks {k}");
+    }
+    let contents = env.json(&["backups", "--contents", &id]);
+    assert_eq!(contents.as_array().unwrap().len(), before.len());
+
+    let v = env.json(&["verify", &id]);
+    assert_eq!(v["ok"], true);
+
+    let out = env.dir.join("restored");
+    let rep = env.json(&["restore", &id, "--to", out.to_str().unwrap()]);
+    assert_eq!(rep["files"].as_u64().unwrap() as usize, before.len());
+    assert_eq!(tree(&out), before);
+
+    // A non-empty target is refused with exit code 5 (already exists).
+    let o = env.run(&["--json", "restore", &id, "--to", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5));
+    let err: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(err["code"], "already_exists");
+
+    // One file back into the library.
+    env.write("Blueprints/personal/sales/digest.blueprint.yaml", &yaml("Oops"));
+    env.json(&["restore", &id, "--path", "Blueprints/personal/sales/digest.blueprint.yaml"]);
+    assert_eq!(fs::read(env.library.join("Blueprints/personal/sales/digest.blueprint.yaml")).unwrap(), yaml("Digest"));
+
+    // Unchanged: (almost) nothing new.
+    let again = env.json(&["backup"]);
+    assert!(again["new_bytes"].as_u64().unwrap() < 1000, "{again}");
+
+    // Unknown snapshot: exit 3.
+    assert_eq!(env.run(&["verify", "20990101T000000000Z-000000"]).status.code(), Some(3));
+}
+
+#[test]
+fn corruption_is_reported_with_paths_and_restore_refuses_unless_partial() {
+    let env = Env::new();
+    env.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    env.write("Blueprints/personal/b.blueprint.yaml", &yaml("Beta"));
+    let repo = env.repo();
+    let id = env.json(&["backup", "--to", &repo])["id"].as_str().unwrap().to_owned();
+    use sha2::Digest;
+    let h = hex::encode(sha2::Sha256::digest(yaml("Beta")));
+    let obj = Path::new(&repo).join("objects").join(&h[..2]).join(format!("{}.zst", &h[2..]));
+    let mut b = fs::read(&obj).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x40;
+    fs::write(&obj, b).unwrap();
+
+    let o = env.run(&["--json", "verify", &id, "--from", &repo]);
+    assert_eq!(o.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["problems"][0]["paths"][0], "Blueprints/personal/b.blueprint.yaml");
+    let err: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(err["code"], "corrupt");
+
+    let out = env.dir.join("out");
+    let o = env.run(&["--json", "restore", &id, "--from", &repo, "--to", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("b.blueprint.yaml"));
+    assert!(!out.exists(), "refused restore left a folder");
+
+    let rep = env.json(&["restore", &id, "--from", &repo, "--to", out.to_str().unwrap(), "--partial"]);
+    assert_eq!(rep["not_restored"][0]["paths"][0], "Blueprints/personal/b.blueprint.yaml");
+    assert_eq!(fs::read(out.join("Blueprints/personal/a.blueprint.yaml")).unwrap(), yaml("Alpha"));
+
+    // A flipped byte in the manifest.
+    let manifest = Path::new(&repo).join("snapshots").join(format!("{id}.json"));
+    let text = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, text.replacen("\"size\":", "\"size\" :", 1).replacen("a.blueprint", "A.blueprint", 1))
+        .unwrap();
+    let o = env.run(&["--json", "verify", &id, "--from", &repo]);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["problems"][0]["kind"], "manifest");
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn newer_repository_formats_and_missing_drives_get_clear_errors() {
+    let env = Env::new();
+    let repo = env.repo();
+    env.json(&["backup", "--to", &repo]);
+    fs::write(Path::new(&repo).join("config.json"), br#"{"format": 7, "created": "2030-01-01T00:00:00Z"}"#).unwrap();
+    let o = env.run(&["--json", "backups", "--from", &repo]);
+    assert_ne!(o.status.code(), Some(0));
+    let err: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(err["code"], "unsupported");
+    assert!(err["message"].as_str().unwrap().contains("newer"));
+    let o = env.run(&["--json", "backup", "--to", "/nonexistent-drive/backups"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("drive"));
+}
+
+#[test]
+fn prune_keeps_the_last_n_and_they_still_restore() {
+    let env = Env::new();
+    let repo = env.repo();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        env.write("Blueprints/personal/x.blueprint.yaml", &yaml(&format!("Version {i}")));
+        ids.push(env.json(&["backup", "--to", &repo])["id"].as_str().unwrap().to_owned());
+    }
+    let o = env.run(&["prune", "--from", &repo]);
+    assert_eq!(o.status.code(), Some(4), "prune without a policy must refuse");
+    let p = env.json(&["prune", "--from", &repo, "--keep-last", "1"]);
+    assert_eq!(p["removed"].as_array().unwrap().len(), 2);
+    assert!(p["objects_removed"].as_u64().unwrap() >= 2);
+    let list = env.json(&["backups", "--from", &repo]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(env.json(&["verify", &ids[2], "--from", &repo])["ok"], true);
+    let out = env.dir.join("out");
+    env.json(&["restore", &ids[2], "--from", &repo, "--to", out.to_str().unwrap()]);
+    assert_eq!(fs::read(out.join("Blueprints/personal/x.blueprint.yaml")).unwrap(), yaml("Version 2"));
+}
+
+#[test]
+fn in_place_restore_via_cli() {
+    let env = Env::new();
+    env.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    let id = env.json(&["backup"])["id"].as_str().unwrap().to_owned();
+    let before = tree(&env.library);
+    env.write("Blueprints/personal/a.blueprint.yaml", &yaml("Broken"));
+    env.write("Blueprints/personal/extra.blueprint.yaml", &yaml("Extra"));
+    let rep = env.json(&["restore", &id, "--in-place"]);
+    assert!(rep["before"].is_string());
+    assert_eq!(tree(&env.library), before);
+    // The index follows: `list` no longer shows the extra file.
+    let list = env.json(&["list"]);
+    assert_eq!(list.as_array().map(|a| a.len()).unwrap_or_else(|| list["items"].as_array().unwrap().len()), 1);
+}
+
+/// Tiny deterministic PRNG for kill timings.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn kill_9_mid_backup_leaves_a_repository_that_verifies_and_restores() {
+    let env = Env::new();
+    let repo = env.repo();
+    for i in 0..1500 {
+        env.write(
+            &format!("Blueprints/personal/f{:02}/b{i:04}.blueprint.yaml", i % 37),
+            &yaml(&format!("Blueprint {i}")),
+        );
+    }
+    for i in 0..4 {
+        env.write(&format!("Templates/big{i}.bin"), &bytes(4_000_000, 50 + i));
+    }
+    let original = tree(&env.library);
+    let first = env.json(&["backup", "--to", &repo])["id"].as_str().unwrap().to_owned();
+
+    // How long does a full backup of changed content take? Kill within that.
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("kill-9 test seed {seed}");
+    let mut rng = Lcg(seed);
+    let mut killed = 0;
+    for round in 0..8u64 {
+        // New content everywhere so the child has real writing to do.
+        for i in 0..4 {
+            env.write(&format!("Templates/big{i}.bin"), &bytes(4_000_000, 1000 + round * 10 + i));
+        }
+        for i in (0..1500).step_by(7) {
+            let rel = format!("Blueprints/personal/f{:02}/b{i:04}.blueprint.yaml", i % 37);
+            env.write(&rel, &yaml(&format!("Blueprint {i} round {round}")));
+        }
+        let mut child =
+            env.cmd(&["--json", "backup", "--to", &repo]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let delay = Duration::from_millis(rng.next(400));
+        let t = Instant::now();
+        while t.elapsed() < delay {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+
+        // Every snapshot that exists is whole and verifies.
+        let list = env.json(&["backups", "--from", &repo]);
+        for s in list.as_array().unwrap() {
+            let id = s["id"].as_str().unwrap();
+            let v = env.run(&["--json", "verify", id, "--from", &repo]);
+            assert!(
+                v.status.success(),
+                "round {round}: snapshot {id} fails verify after kill -9: {}",
+                String::from_utf8_lossy(&v.stdout)
+            );
+        }
+    }
+    eprintln!("killed {killed} of 8 backups mid-way");
+    assert!(killed >= 1, "no backup was interrupted; the test proved nothing");
+    let out = env.dir.join("restored-first");
+    env.json(&["restore", &first, "--from", &repo, "--to", out.to_str().unwrap()]);
+    assert_eq!(tree(&out), original);
+    // And the repository takes new backups (reusing intact orphans) that verify.
+    let last = env.json(&["backup", "--to", &repo]);
+    assert_eq!(env.json(&["verify", last["id"].as_str().unwrap(), "--from", &repo])["ok"], true);
+    let out = env.dir.join("restored-last");
+    env.json(&["restore", last["id"].as_str().unwrap(), "--from", &repo, "--to", out.to_str().unwrap()]);
+    assert_eq!(tree(&out), tree(&env.library));
+}
