@@ -1085,9 +1085,17 @@ mod tests {
             blueprints += 1;
             let text = String::from_utf8(bytes).unwrap();
             let err = v1_error(&text);
+            // The engine's own analyser agrees.
+            let engine_err = bpv_engine::blueprint::analyse(text.as_bytes()).error;
             match broken.get(&path) {
-                Some(kind) => assert!(err.is_some(), "{path} ({kind}) should be invalid:\n{text}"),
-                None => assert!(err.is_none(), "{path} should be valid: {err:?}\n{text}"),
+                Some(kind) => {
+                    assert!(err.is_some(), "{path} ({kind}) should be invalid:\n{text}");
+                    assert!(engine_err.is_some(), "engine accepts {path} ({kind}):\n{text}");
+                }
+                None => {
+                    assert!(err.is_none(), "{path} should be valid: {err:?}\n{text}");
+                    assert!(engine_err.is_none(), "engine refuses {path}: {engine_err:?}\n{text}");
+                }
             }
         }
         assert_eq!(blueprints, 1500);

@@ -53,6 +53,12 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         rg_runs: usize,
     },
+    /// (internal) Run a command and print its peak RSS and wall time as JSON.
+    #[command(hide = true)]
+    Maxrss {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,6 +76,7 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Maxrss { cmd } => run::maxrss_helper(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
