@@ -144,6 +144,7 @@ struct Gen {
 }
 
 impl Gen {
+    #[allow(clippy::needless_range_loop)] // a, b and c are syllable indices, combined
     fn new() -> Gen {
         // The synthetic long tail is seed-independent: a stable vocabulary of code-name-like
         // words (two or three syllables). None contains "xq", the rare-token prefix.
@@ -1025,10 +1026,10 @@ mod tests {
             }
         }
         for k in ["id", "description", "version", "author"] {
-            if let Some(v) = doc.as_mapping_get(k) {
-                if v.as_str().is_none() {
-                    return Some(format!("{k} not a string"));
-                }
+            if let Some(v) = doc.as_mapping_get(k)
+                && v.as_str().is_none()
+            {
+                return Some(format!("{k} not a string"));
             }
         }
         let mut ids = HashSet::new();
