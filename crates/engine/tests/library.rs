@@ -226,3 +226,19 @@ fn names_that_look_the_same_cannot_become_two_files() {
     let names: Vec<_> = fs::read_dir(root.join("Blueprints/personal")).unwrap().collect();
     assert_eq!(names.len(), 2);
 }
+
+#[test]
+fn the_yaml_description_stays_findable_when_the_companion_overrides_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("lib");
+    let lib = open(&root, &tmp.path().join("data"));
+    fs::write(root.join("Blueprints/personal/x.blueprint.yaml"), "name: X\ndescription: pomegranate workflow\n").unwrap();
+    fs::write(root.join("Blueprints/personal/x.blueprint.meta.json"), "{\"description\": \"edited in the app\"}").unwrap();
+    lib.reconcile().unwrap();
+    let found = |text: &str| {
+        lib.search(&SearchQuery { text: text.into(), limit: 10, ..Default::default() }).unwrap().hits.len()
+    };
+    assert_eq!(found("pomegranate"), 1);
+    assert_eq!(found("edited"), 1);
+    assert_eq!(lib.item("Blueprints/personal/x.blueprint.yaml").unwrap().description.as_deref(), Some("edited in the app"));
+}

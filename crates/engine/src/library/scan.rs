@@ -203,6 +203,17 @@ pub(crate) fn doc_from(
     } else {
         analysis.content_text
     };
+    // What the YAML says stays findable when the companion overrides it (a
+    // description edited in the app must not hide the one the author wrote).
+    for (yaml_value, shown) in [
+        (&analysis.fields.description, &fields.description),
+        (&analysis.fields.author, &fields.author),
+    ] {
+        if let Some(v) = yaml_value.as_ref().filter(|v| Some(*v) != shown.as_ref()) {
+            content.push('\n');
+            content.push_str(v);
+        }
+    }
     // Extra companion fields a user added (a title, a note) are searchable too.
     if let Some(c) = companion {
         collect_strings(&serde_json::Value::Object(c.extra.clone()), &mut content);
