@@ -153,9 +153,9 @@ fn corruption_is_reported_with_paths_and_restore_refuses_unless_partial() {
     let id = env.json(&["backup", "--to", &repo])["id"].as_str().unwrap().to_owned();
     use sha2::Digest;
     let h = hex::encode(sha2::Sha256::digest(yaml("Beta")));
-    let obj = Path::new(&repo).join("objects").join(&h[..2]).join(format!("{}.zst", &h[2..]));
+    let (obj, offset, len) = bpv_engine::backup::Repo::open(Path::new(&repo)).unwrap().object_location(&h).unwrap();
     let mut b = fs::read(&obj).unwrap();
-    let mid = b.len() / 2;
+    let mid = (offset + len / 2) as usize;
     b[mid] ^= 0x40;
     fs::write(&obj, b).unwrap();
 

@@ -117,11 +117,20 @@ pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
         .collect();
     let mut entries = Vec::with_capacity(results.len());
     for r in results {
-        if let Some(e) = r? {
-            entries.push(e);
+        match r {
+            Ok(Some(e)) => entries.push(e),
+            Ok(None) => {}
+            Err(e) => {
+                repo.abandon_pack();
+                return Err(e);
+            }
         }
     }
-    opts.cancel.check()?;
+    if let Err(e) = opts.cancel.check() {
+        repo.abandon_pack();
+        return Err(e);
+    }
+    repo.flush_packs()?;
     entries.sort_by(|a, b| (a.source, &a.path).cmp(&(b.source, &b.path)));
 
     // Objects reach the disk before the manifest that names them.
@@ -219,8 +228,7 @@ fn one_file(
         // reused only if it checks out; a damaged one is rewritten.
         let known_good = {
             let mut ch = checked.lock().unwrap_or_else(|p| p.into_inner());
-            *ch.entry(hash.clone())
-                .or_insert_with(|| repo.object_path(&hash).exists() && repo.read_object(&hash).is_ok())
+            *ch.entry(hash.clone()).or_insert_with(|| repo.has_object(&hash) && repo.read_object(&hash).is_ok())
         };
         if known_good {
             return Ok(Some(entry));

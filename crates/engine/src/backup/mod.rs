@@ -26,16 +26,17 @@
 //! missing object; orphans are reused (after re-hashing) or removed by `prune`.
 
 mod create;
+mod pack;
 mod prune;
 mod restore;
 mod verify;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -173,9 +174,20 @@ struct Config {
 }
 
 /// A backup repository: any folder.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Repo {
     root: PathBuf,
+    /// Where each packed object is (from the packs' trailers).
+    packs: Arc<RwLock<HashMap<String, pack::Loc>>>,
+    /// Packs whose trailer cannot be read: (name, why).
+    damaged_packs: Arc<RwLock<Vec<(String, String)>>>,
+    writer: Arc<Mutex<Option<pack::PackWriter>>>,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo").field("root", &self.root).finish()
+    }
 }
 
 impl Repo {
@@ -208,7 +220,29 @@ impl Repo {
                 cfg.format
             )));
         }
-        Ok(Repo { root: path.to_path_buf() })
+        Ok(Repo::at(path))
+    }
+
+    fn at(path: &Path) -> Repo {
+        let repo = Repo {
+            root: path.to_path_buf(),
+            packs: Arc::default(),
+            damaged_packs: Arc::default(),
+            writer: Arc::default(),
+        };
+        repo.reload_packs();
+        repo
+    }
+
+    /// (Re)read the packs' indexes.
+    pub(crate) fn reload_packs(&self) {
+        let (map, damaged) = pack::load_all(&self.packs_dir());
+        *self.packs.write().unwrap_or_else(|p| p.into_inner()) = map;
+        *self.damaged_packs.write().unwrap_or_else(|p| p.into_inner()) = damaged;
+    }
+
+    fn packs_dir(&self) -> PathBuf {
+        self.root.join("packs")
     }
 
     /// Open a repository, creating it (an empty or missing folder) if needed.
@@ -235,10 +269,11 @@ impl Repo {
         }
         fsio::ensure_dir(&path.join("objects"))?;
         fsio::ensure_dir(&path.join("snapshots"))?;
+        fsio::ensure_dir(&path.join("packs"))?;
         let cfg = Config { format: REPO_FORMAT, created: now_rfc3339() };
         let body = serde_json::to_vec_pretty(&cfg).map_err(|e| Error::Corrupt(e.to_string()))?;
         fsio::write_atomic(&path.join("config.json"), &body)?;
-        Ok(Repo { root: path.to_path_buf() })
+        Ok(Repo::at(path))
     }
 
     pub fn root(&self) -> &Path {
@@ -375,28 +410,92 @@ impl Repo {
 
     /// Read an object and return its content, checked against its name.
     pub(crate) fn read_object(&self, hash: &str) -> std::result::Result<Vec<u8>, String> {
-        let path = self.object_path(hash);
-        let raw = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err("object missing".into()),
-            Err(e) => return Err(format!("cannot read object: {e}")),
+        let loc = self.packs.read().unwrap_or_else(|p| p.into_inner()).get(hash).cloned();
+        let raw = match loc {
+            Some(loc) => pack::read_frame(&self.packs_dir(), &loc)?,
+            None => {
+                let path = self.object_path(hash);
+                match fs::read(&path) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        let damaged = self.damaged_packs.read().unwrap_or_else(|p| p.into_inner());
+                        let mut why = String::from("object missing");
+                        for (name, reason) in damaged.iter() {
+                            why.push_str(&format!(" (pack {name} cannot be read: {reason})"));
+                        }
+                        return Err(why);
+                    }
+                    Err(e) => return Err(format!("cannot read object: {e}")),
+                }
+            }
         };
-        let data =
-            zstd::stream::decode_all(&raw[..]).map_err(|e| format!("object damaged (cannot decompress: {e})"))?;
+        let data = decompress(&raw).map_err(|e| format!("object damaged (cannot decompress: {e})"))?;
         if hex::encode(Sha256::digest(&data)) != hash {
             return Err("object damaged (content does not match its hash)".into());
         }
         Ok(data)
     }
 
-    /// Write an object (temp file + rename; not fsynced: the caller `sync`s the
-    /// repository once before writing a manifest). Returns the compressed size.
+    /// Where an object's stored bytes are: (file, offset, length). For tools and
+    /// tests that inspect the repository.
+    pub fn object_location(&self, hash: &str) -> Option<(PathBuf, u64, u64)> {
+        if let Some(loc) = self.packs.read().unwrap_or_else(|p| p.into_inner()).get(hash) {
+            return Some((self.packs_dir().join(&*loc.pack), loc.offset, loc.len));
+        }
+        let path = self.object_path(hash);
+        let len = fs::metadata(&path).ok()?.len();
+        Some((path, 0, len))
+    }
+
+    /// Every stored object's hash (packed and loose).
+    pub fn object_hashes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.packs.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+        for dir in fs::read_dir(self.root.join("objects")).into_iter().flatten().flatten() {
+            let prefix = dir.file_name().to_string_lossy().into_owned();
+            for f in fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if let Some(rest) = name.strip_suffix(".zst").filter(|_| !fsio::is_temp_name(&name)) {
+                    out.push(format!("{prefix}{rest}"));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub(crate) fn has_object(&self, hash: &str) -> bool {
+        self.packs.read().unwrap_or_else(|p| p.into_inner()).contains_key(hash) || self.object_path(hash).exists()
+    }
+
+    /// Store an object: small ones are appended to the open pack, big ones written
+    /// loose (temp file + rename). Nothing is fsynced here: the caller finishes the
+    /// pack (`flush_packs`) and `sync`s once before writing a manifest. Returns the
+    /// compressed size.
     fn write_object(&self, hash: &str, data: &[u8]) -> Result<u64> {
+        let packed = compress(data).map_err(|e| Error::Io { context: "cannot compress".into(), source: e })?;
+        if packed.len() < pack::LOOSE_MIN {
+            let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if w.is_none() {
+                *w = Some(pack::PackWriter::create(&self.packs_dir())?);
+            }
+            let Some(writer) = w.as_mut() else { return Err(Error::Corrupt("pack writer unavailable".into())) };
+            if let Err(e) = writer.add(hash, &packed) {
+                if let Some(writer) = w.take() {
+                    writer.abandon();
+                }
+                return Err(e);
+            }
+            if writer.size() >= pack::PACK_TARGET
+                && let Some(full) = w.take()
+            {
+                self.finish_pack(full)?;
+            }
+            return Ok(packed.len() as u64);
+        }
         let path = self.object_path(hash);
         let dir = path.parent().unwrap_or(&self.root);
         fsio::ensure_dir(dir)?;
-        let packed = zstd::bulk::compress(data, ZSTD_LEVEL)
-            .map_err(|e| Error::Io { context: "cannot compress".into(), source: e })?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = dir.join(format!(".{name}.bpv-tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
         let result = (|| {
@@ -415,10 +514,80 @@ impl Repo {
         result.map(|()| packed.len() as u64)
     }
 
+    fn finish_pack(&self, writer: pack::PackWriter) -> Result<()> {
+        let (name, entries) = writer.finish()?;
+        let pack: Arc<str> = Arc::from(name.as_str());
+        let mut map = self.packs.write().unwrap_or_else(|p| p.into_inner());
+        for (hash, offset, len) in entries {
+            map.entry(hash).or_insert(pack::Loc { pack: pack.clone(), offset, len });
+        }
+        Ok(())
+    }
+
+    /// Close the open pack (if any), so its objects can be named by a manifest.
+    fn flush_packs(&self) -> Result<()> {
+        let w = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match w {
+            Some(w) => self.finish_pack(w),
+            None => Ok(()),
+        }
+    }
+
+    /// Drop the open pack after an error or a cancel (removes its temp file).
+    fn abandon_pack(&self) {
+        if let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.abandon();
+        }
+    }
+
     /// Flush everything written to the repository's filesystem to disk.
     fn sync(&self) -> Result<()> {
         sync_filesystem(&self.root)
     }
+}
+
+thread_local! {
+    // zstd contexts are costly to create (hundreds of KB); one per worker thread.
+    static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn compress(data: &[u8]) -> io::Result<Vec<u8>> {
+    CCTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        match c.as_mut() {
+            Some(cctx) => cctx.compress(data),
+            None => zstd::bulk::compress(data, ZSTD_LEVEL),
+        }
+    })
+}
+
+/// Objects larger than this are decoded by streaming (no up-front allocation from
+/// a size a damaged header could claim).
+const BULK_DECODE_MAX: u64 = 256 * 1024 * 1024;
+
+fn decompress(raw: &[u8]) -> io::Result<Vec<u8>> {
+    let size = match zstd::zstd_safe::get_frame_content_size(raw) {
+        Ok(Some(n)) if n <= BULK_DECODE_MAX => n as usize,
+        _ => return zstd::stream::decode_all(raw),
+    };
+    DCTX.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        let out = match d.as_mut() {
+            Some(dctx) => dctx.decompress(raw, size)?,
+            None => zstd::bulk::decompress(raw, size)?,
+        };
+        if out.len() != size {
+            return Err(io::Error::other("decoded size differs from the frame header"));
+        }
+        Ok(out)
+    })
 }
 
 /// `syncfs` the filesystem holding `dir` (one flush for many files).

@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, Datelike};
 use serde::Serialize;
 
-use super::Repo;
+use super::{Repo, pack};
 use crate::error::{Error, Result};
 use crate::fsio;
 
@@ -44,6 +44,13 @@ impl Repo {
     /// `prune` with a hook called after each step (`manifest`, `object`); tests use it
     /// to simulate a crash part-way.
     pub fn prune_with_hook(&self, policy: &Retention, hook: &mut dyn FnMut(&str) -> Result<()>) -> Result<PruneReport> {
+        let result = self.prune_inner(policy, hook);
+        // Packs may have been rewritten, even by a prune that stopped part-way.
+        self.reload_packs();
+        result
+    }
+
+    fn prune_inner(&self, policy: &Retention, hook: &mut dyn FnMut(&str) -> Result<()>) -> Result<PruneReport> {
         if policy.keep_last.is_none() && policy.keep_daily.is_none() && policy.keep_weekly.is_none() {
             return Err(Error::InvalidArgument(
                 "say what to keep: --keep-last N, --keep-daily N and/or --keep-weekly N".into(),
@@ -148,6 +155,11 @@ impl Repo {
                 }
             }
         }
+        if complete {
+            let (n, b) = self.prune_packs(&live, &mut warnings, hook)?;
+            objects_removed += n;
+            bytes_freed += b;
+        }
         let mut kept: Vec<String> = kept.into_iter().collect();
         kept.sort();
         Ok(PruneReport {
@@ -158,5 +170,75 @@ impl Repo {
             warnings,
             millis: start.elapsed().as_millis() as u64,
         })
+    }
+}
+
+impl Repo {
+    /// Packs: keep whole-live ones, delete dead ones, rewrite mixed ones (the new pack
+    /// is flushed to disk before the old one is removed). Returns (objects, bytes) freed.
+    fn prune_packs(
+        &self,
+        live: &HashSet<String>,
+        warnings: &mut Vec<String>,
+        hook: &mut dyn FnMut(&str) -> Result<()>,
+    ) -> Result<(u64, u64)> {
+        let dir = self.packs_dir();
+        let names: Vec<String> = match fs::read_dir(&dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect(),
+            Err(_) => return Ok((0, 0)),
+        };
+        let (mut objects, mut bytes) = (0u64, 0u64);
+        for name in names {
+            let path = dir.join(&name);
+            if fsio::is_temp_name(&name) {
+                fsio::remove_if_stale_temp(&path);
+                continue;
+            }
+            if !name.ends_with(".pack") {
+                continue;
+            }
+            let entries = match pack::read_index(&path) {
+                Ok(e) => e,
+                Err(why) => {
+                    warnings.push(format!("pack {name} is kept: {why}"));
+                    continue;
+                }
+            };
+            let alive: Vec<&(String, u64, u64)> = entries.iter().filter(|(h, _, _)| live.contains(h)).collect();
+            if alive.len() == entries.len() {
+                continue;
+            }
+            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let mut copied = 0u64;
+            if !alive.is_empty() {
+                let mut w = pack::PackWriter::create(&dir)?;
+                for (hash, offset, len) in &alive {
+                    let loc = pack::Loc { pack: std::sync::Arc::from(name.as_str()), offset: *offset, len: *len };
+                    match pack::read_frame(&dir, &loc) {
+                        Ok(frame) => {
+                            if let Err(e) = w.add(hash, &frame) {
+                                w.abandon();
+                                return Err(e);
+                            }
+                            copied += *len;
+                        }
+                        Err(why) => {
+                            w.abandon();
+                            return Err(Error::Corrupt(format!(
+                                "pack {name} cannot be read ({why}); nothing was removed from it"
+                            )));
+                        }
+                    }
+                }
+                w.finish()?;
+                super::sync_filesystem(&dir)?;
+            }
+            fs::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
+            fsio::fsync_dir(&dir)?;
+            objects += (entries.len() - alive.len()) as u64;
+            bytes += size.saturating_sub(copied);
+            hook("object")?;
+        }
+        Ok((objects, bytes))
     }
 }

@@ -1,0 +1,160 @@
+//! Pack files: small objects are appended to packs (`packs/<name>.pack`, ~16 MB each)
+//! instead of one file per object. Measured on a 10k-blueprint library: creating ~12k
+//! loose object files spent about half of a full backup in ext4 inode allocation;
+//! packs make the number of files created per backup a handful.
+//!
+//! A pack is a run of zstd frames followed by a trailer:
+//! `JSON index [[hash, offset, len], …] | u64 LE index length | SHA-256 of the index (32 bytes) | "BPVPACK1"`.
+//! A pack is written under a temp name and renamed when complete, so a pack that has
+//! a name always has its trailer; the frames are checked object by object (SHA-256 of
+//! the content), the trailer by its own checksum.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fsio;
+
+pub(crate) const MAGIC: &[u8; 8] = b"BPVPACK1";
+const TRAILER: u64 = 8 + 32 + 8;
+/// A pack is closed once it reaches this size.
+pub(crate) const PACK_TARGET: u64 = 16 * 1024 * 1024;
+/// Compressed objects at least this big are stored loose (one file each).
+pub(crate) const LOOSE_MIN: usize = 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub(crate) struct Loc {
+    pub pack: Arc<str>,
+    pub offset: u64,
+    pub len: u64,
+}
+
+pub(crate) struct PackWriter {
+    file: File,
+    temp: PathBuf,
+    dir: PathBuf,
+    offset: u64,
+    entries: Vec<(String, u64, u64)>,
+}
+
+impl PackWriter {
+    pub fn create(dir: &Path) -> Result<PackWriter> {
+        fsio::ensure_dir(dir)?;
+        let temp = dir.join(format!(".new.pack.bpv-tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| Error::io("cannot create a file in", dir, e))?;
+        Ok(PackWriter { file, temp, dir: dir.to_path_buf(), offset: 0, entries: Vec::new() })
+    }
+
+    pub fn add(&mut self, hash: &str, frame: &[u8]) -> Result<()> {
+        self.file.write_all(frame).map_err(|e| Error::io("cannot write", &self.temp, e))?;
+        self.entries.push((hash.to_owned(), self.offset, frame.len() as u64));
+        self.offset += frame.len() as u64;
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.offset
+    }
+
+    /// Write the trailer and give the pack its name. Returns (name, entries).
+    pub fn finish(mut self) -> Result<(String, Vec<(String, u64, u64)>)> {
+        let index = serde_json::to_vec(&self.entries).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let sum = Sha256::digest(&index);
+        let mut tail = index;
+        tail.extend_from_slice(&(tail.len() as u64).to_le_bytes());
+        tail.extend_from_slice(&sum);
+        tail.extend_from_slice(MAGIC);
+        let result = (|| {
+            self.file.write_all(&tail).map_err(|e| Error::io("cannot write", &self.temp, e))?;
+            let name = format!("{}.pack", hex::encode(&sum[..12]));
+            let target = self.dir.join(&name);
+            fs::rename(&self.temp, &target).map_err(|e| Error::io("cannot write", &target, e))?;
+            Ok(name)
+        })();
+        match result {
+            Ok(name) => Ok((name, std::mem::take(&mut self.entries))),
+            Err(e) => {
+                let _ = fs::remove_file(&self.temp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Give up on this pack (an error or a cancel): remove its temp file.
+    pub fn abandon(self) {
+        let _ = fs::remove_file(&self.temp);
+    }
+}
+
+/// Read a pack's trailer: its objects, or why the pack cannot be used.
+pub(crate) fn read_index(path: &Path) -> std::result::Result<Vec<(String, u64, u64)>, String> {
+    let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = f.metadata().map_err(|e| format!("cannot read: {e}"))?.len();
+    if len < TRAILER {
+        return Err("too short to be a pack".into());
+    }
+    let mut tail = [0u8; TRAILER as usize];
+    f.read_exact_at(&mut tail, len - TRAILER).map_err(|e| format!("cannot read: {e}"))?;
+    if &tail[40..48] != MAGIC {
+        return Err("its trailer is damaged (no pack marker)".into());
+    }
+    let index_len = u64::from_le_bytes(tail[..8].try_into().unwrap_or_default());
+    if index_len > len - TRAILER {
+        return Err("its trailer is damaged (bad index length)".into());
+    }
+    let mut index = vec![0u8; index_len as usize];
+    f.read_exact_at(&mut index, len - TRAILER - index_len).map_err(|e| format!("cannot read: {e}"))?;
+    if Sha256::digest(&index)[..] != tail[8..40] {
+        return Err("its index is damaged (checksum mismatch)".into());
+    }
+    let entries: Vec<(String, u64, u64)> =
+        serde_json::from_slice(&index).map_err(|e| format!("its index is damaged ({e})"))?;
+    let data_end = len - TRAILER - index_len;
+    if entries.iter().any(|(_, o, l)| o.saturating_add(*l) > data_end) {
+        return Err("its index points outside the pack".into());
+    }
+    Ok(entries)
+}
+
+/// The object map of every readable pack in `dir`, plus the packs that could not be read.
+pub(crate) fn load_all(dir: &Path) -> (HashMap<String, Loc>, Vec<(String, String)>) {
+    let mut map = HashMap::new();
+    let mut damaged = Vec::new();
+    let Ok(rd) = fs::read_dir(dir) else { return (map, damaged) };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".pack") && !fsio::is_temp_name(n))
+        .collect();
+    names.sort();
+    for name in names {
+        match read_index(&dir.join(&name)) {
+            Ok(entries) => {
+                let pack: Arc<str> = Arc::from(name.as_str());
+                for (hash, offset, len) in entries {
+                    map.entry(hash).or_insert(Loc { pack: pack.clone(), offset, len });
+                }
+            }
+            Err(why) => damaged.push((name, why)),
+        }
+    }
+    (map, damaged)
+}
+
+pub(crate) fn read_frame(dir: &Path, loc: &Loc) -> std::result::Result<Vec<u8>, String> {
+    let path = dir.join(&*loc.pack);
+    let f = File::open(&path).map_err(|e| format!("cannot open pack {}: {e}", loc.pack))?;
+    let mut buf = vec![0u8; loc.len as usize];
+    f.read_exact_at(&mut buf, loc.offset).map_err(|e| format!("cannot read pack {}: {e}", loc.pack))?;
+    Ok(buf)
+}
