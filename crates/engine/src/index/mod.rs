@@ -234,6 +234,7 @@ impl Index {
     /// Insert or replace `upserts` (by path) and delete `removals` (paths; unknown ones
     /// are ignored), all in one transaction.
     pub fn apply(&self, upserts: &[IndexDoc], removals: &[String]) -> Result<()> {
+        crate::watch::own::note_apply(self, upserts, removals);
         let mut conn = self.conn()?;
         write::apply(&mut conn, upserts, removals).map_err(db_err)
     }

@@ -86,6 +86,8 @@ pub struct LibraryInfo {
     pub trash: usize,
     pub backend: &'static str,
     pub capabilities: crate::store::Capabilities,
+    /// Whether a watcher keeps this library's index live (`bpv watch`, the app).
+    pub watcher: crate::watch::WatcherStatus,
 }
 
 pub struct Library {
@@ -300,6 +302,7 @@ impl Library {
             trash: self.trash_list()?.len(),
             backend: "filesystem",
             capabilities: store_impl::library_capabilities(),
+            watcher: crate::watch::read_status(&self.area),
         })
     }
 
