@@ -49,70 +49,82 @@ pub(crate) struct Found {
     pub meta_mtime_ns: Option<i64>,
 }
 
-/// Walk the library: every `*.blueprint.yaml` regular file outside hidden folders.
-/// Symlinks are never followed (they could lead out of the library). Stale temp
-/// files from crashed writers are removed on the way.
-pub(crate) fn walk(root: &Path, batch_temp_is_orphan: &dyn Fn(&str) -> bool) -> Result<Vec<Found>> {
-    let mut blueprints: Vec<(String, fs::Metadata)> = Vec::new();
-    let mut companions: HashMap<String, i64> = HashMap::new();
-    let walker = walkdir::WalkDir::new(root).follow_links(false).into_iter().filter_entry(|e| {
-        e.depth() == 0 || !e.file_name().to_str().is_some_and(|n| n.starts_with('.') && e.file_type().is_dir())
-    });
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            // An unreadable subfolder must not hide the rest of the library.
-            Err(e) if e.depth() > 0 => continue,
-            Err(e) => {
-                let err = e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk failed"));
-                return Err(Error::io("cannot read library folder", root, err));
-            }
-        };
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let Some(name) = entry.file_name().to_str() else { continue };
-        if fsio::is_temp_name(name) {
-            // Temps of a committed batch belong to its journal until it is rolled forward.
-            if !name.contains(super::batch::BATCH_MARKER) || batch_temp_is_orphan(name) {
-                fsio::remove_if_stale_temp(entry.path());
-            }
-            continue;
-        }
-        let is_bp = name.ends_with(BLUEPRINT_SUFFIX);
-        let is_meta = name.ends_with(COMPANION_SUFFIX);
-        if !is_bp && !is_meta {
-            continue;
-        }
-        let Some(rel) = relative(root, entry.path()) else { continue };
-        let Ok(meta) = entry.metadata() else { continue };
-        if is_bp {
-            blueprints.push((rel, meta));
-        } else {
-            companions.insert(rel, fsio::mtime_ns(&meta));
-        }
+/// Folders deeper than this are not scanned (keys allow at most 32 segments).
+const MAX_WALK_DEPTH: usize = 64;
+
+/// Walk the library: every `*.blueprint.yaml` regular file outside hidden folders,
+/// folders read in parallel. Symlinks are never followed (they could lead out of the
+/// library). Stale temp files from crashed writers are removed on the way.
+pub(crate) fn walk(root: &Path, batch_temp_is_orphan: &(dyn Fn(&str) -> bool + Sync)) -> Result<Vec<Found>> {
+    // Reading the root must work; an unreadable subfolder must not hide the rest.
+    fs::read_dir(root).map_err(|e| Error::io("cannot read library folder", root, e))?;
+    let files = walk_dir(root, "", 0, batch_temp_is_orphan);
+    let mut companions: HashMap<&str, i64> = HashMap::new();
+    for f in files.iter().filter(|f| !f.is_blueprint) {
+        companions.insert(f.rel.as_str(), f.mtime_ns);
     }
-    Ok(blueprints
-        .into_iter()
-        .map(|(rel, meta)| {
-            let meta_mtime_ns = companion_path(&rel).and_then(|c| companions.get(&c).copied());
-            Found { size: meta.len(), mtime_ns: fsio::mtime_ns(&meta), meta_mtime_ns, rel }
+    Ok(files
+        .iter()
+        .filter(|f| f.is_blueprint)
+        .map(|f| {
+            let meta_mtime_ns = companion_path(&f.rel).and_then(|c| companions.get(c.as_str()).copied());
+            Found { rel: f.rel.clone(), size: f.size, mtime_ns: f.mtime_ns, meta_mtime_ns }
         })
         .collect())
 }
 
-fn relative(root: &Path, path: &Path) -> Option<String> {
-    let rel = path.strip_prefix(root).ok()?;
-    let mut out = String::new();
-    for part in rel.components() {
-        let s = part.as_os_str().to_str()?;
-        if !out.is_empty() {
-            out.push('/');
-        }
-        out.push_str(s);
-    }
-    Some(out)
+struct WalkedFile {
+    rel: String,
+    size: u64,
+    mtime_ns: i64,
+    is_blueprint: bool,
 }
+
+fn walk_dir(
+    abs: &Path,
+    rel: &str,
+    depth: usize,
+    batch_temp_is_orphan: &(dyn Fn(&str) -> bool + Sync),
+) -> Vec<WalkedFile> {
+    let Ok(entries) = fs::read_dir(abs) else { return Vec::new() };
+    let mut files = Vec::new();
+    let mut subdirs: Vec<(std::path::PathBuf, String)> = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(file_type) = entry.file_type() else { continue };
+        let name_os = entry.file_name();
+        let Some(name) = name_os.to_str() else { continue };
+        let child_rel = if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") };
+        if file_type.is_dir() {
+            if !name.starts_with('.') && depth < MAX_WALK_DEPTH {
+                subdirs.push((entry.path(), child_rel));
+            }
+            continue;
+        }
+        if !file_type.is_file() {
+            continue; // symlinks, sockets, devices: never followed or read
+        }
+        if fsio::is_temp_name(name) {
+            // Temps of a committed batch belong to its journal until it is rolled forward.
+            if !name.contains(super::batch::BATCH_MARKER) || batch_temp_is_orphan(name) {
+                fsio::remove_if_stale_temp(&entry.path());
+            }
+            continue;
+        }
+        let is_blueprint = name.ends_with(BLUEPRINT_SUFFIX);
+        if !is_blueprint && !name.ends_with(COMPANION_SUFFIX) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        files.push(WalkedFile { rel: child_rel, size: meta.len(), mtime_ns: fsio::mtime_ns(&meta), is_blueprint });
+    }
+    let nested: Vec<Vec<WalkedFile>> = subdirs
+        .par_iter()
+        .map(|(abs, rel)| walk_dir(abs, rel, depth + 1, batch_temp_is_orphan))
+        .collect();
+    files.extend(nested.into_iter().flatten());
+    files
+}
+
 
 /// Read one blueprint (and its companion) and describe it for the index. Never
 /// fails for bad content: such files become invalid items with their error.
@@ -256,7 +268,7 @@ pub(crate) fn build_docs(root: &Path, rels: &[String], progress: Option<Progress
 
 pub(crate) fn full_scan(
     root: &Path,
-    batch_temp_is_orphan: &dyn Fn(&str) -> bool,
+    batch_temp_is_orphan: &(dyn Fn(&str) -> bool + Sync),
     progress: Option<Progress<'_>>,
 ) -> Result<(Vec<IndexDoc>, u64)> {
     let start = Instant::now();
@@ -271,7 +283,7 @@ pub(crate) fn full_scan(
 pub(crate) fn diff(
     root: &Path,
     known: &HashMap<String, FileState>,
-    batch_temp_is_orphan: &dyn Fn(&str) -> bool,
+    batch_temp_is_orphan: &(dyn Fn(&str) -> bool + Sync),
     report: &mut ReconcileReport,
 ) -> Result<(Vec<IndexDoc>, Vec<String>)> {
     let found = walk(root, batch_temp_is_orphan)?;
