@@ -3,6 +3,7 @@
 
 mod backup;
 mod output;
+mod watch;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -125,6 +126,8 @@ enum Command {
     Folders,
     /// Library, index, counts and capabilities.
     Info,
+    /// Keep the index live and print changes as JSON lines until interrupted.
+    Watch(watch::WatchArgs),
     #[command(flatten)]
     Backup(backup::BackupCommand),
 }
@@ -309,6 +312,7 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
             let lib = open(&cli, false)?;
             out.info(&lib.info()?)
         }
+        Command::Watch(args) => watch::run(&cli, args),
     }
 }
 

@@ -212,8 +212,8 @@ impl Out {
             return emit_json(&v);
         }
         print(&format!(
-            "Library:   {}\nData:      {}\nIndex:     {}\nBlueprints: {} ({} invalid, {} encrypted), {} bytes\nTrash:     {}\nBackend:   {}",
-            info.library, info.data_dir, info.index, info.stats.items, info.stats.invalid, info.stats.encrypted, info.stats.bytes, info.trash, info.backend
+            "Library:   {}\nData:      {}\nIndex:     {}\nBlueprints: {} ({} invalid, {} encrypted), {} bytes\nTrash:     {}\nBackend:   {}\nWatcher:   {}",
+            info.library, info.data_dir, info.index, info.stats.items, info.stats.invalid, info.stats.encrypted, info.stats.bytes, info.trash, info.backend, info.watcher.state
         ))
     }
 }
