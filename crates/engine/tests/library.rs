@@ -242,3 +242,26 @@ fn the_yaml_description_stays_findable_when_the_companion_overrides_it() {
     assert_eq!(found("edited"), 1);
     assert_eq!(lib.item("Blueprints/personal/x.blueprint.yaml").unwrap().description.as_deref(), Some("edited in the app"));
 }
+
+#[test]
+fn an_open_trusts_a_live_watcher_and_reconciles_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, data) = (tmp.path().join("lib"), tmp.path().join("data"));
+    let lib = open(&root, &data);
+    let area = lib.area().to_path_buf();
+    drop(lib);
+    let heartbeat = chrono::Utc::now().to_rfc3339();
+    let status = serde_json::json!({ "state": "watching", "pid": std::process::id(), "heartbeat": heartbeat });
+    fs::write(area.join("watcher.json"), status.to_string()).unwrap();
+    fs::write(root.join("Blueprints/personal/new.blueprint.yaml"), "name: New\n").unwrap();
+    // A live watcher keeps the index current: no walk at open (it would apply this edit itself).
+    let lib = open(&root, &data);
+    assert!(lib.kept_current_by_watcher());
+    assert!(lib.item("Blueprints/personal/new.blueprint.yaml").is_err());
+    drop(lib);
+    // No watcher: the open reconciles and finds the file.
+    fs::remove_file(area.join("watcher.json")).unwrap();
+    let lib = open(&root, &data);
+    assert!(!lib.kept_current_by_watcher());
+    assert_eq!(lib.item("Blueprints/personal/new.blueprint.yaml").unwrap().name, "New");
+}

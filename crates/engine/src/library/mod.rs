@@ -137,10 +137,16 @@ impl Library {
         lib.recover_batches()?;
         if fresh || lib.index.get_state(STATE_FULL_SCAN)?.is_none() {
             lib.reindex(None)?;
-        } else if opts.reconcile {
+        } else if opts.reconcile && !lib.kept_current_by_watcher() {
             lib.reconcile()?;
         }
         Ok(lib)
+    }
+
+    /// Whether a live watcher (the app, or `bpv watch`) keeps the index current, so
+    /// an open need not walk the whole library to find outside changes.
+    pub fn kept_current_by_watcher(&self) -> bool {
+        crate::watch::read_status(&self.area).state == "watching"
     }
 
     pub fn root(&self) -> &Path {
