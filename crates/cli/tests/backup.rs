@@ -321,3 +321,53 @@ fn kill_9_mid_backup_leaves_a_repository_that_verifies_and_restores() {
     env.json(&["restore", last["id"].as_str().unwrap(), "--from", &repo, "--to", out.to_str().unwrap()]);
     assert_eq!(tree(&out), tree(&env.library));
 }
+
+#[test]
+fn kill_9_mid_prune_never_loses_a_kept_snapshot() {
+    let env = Env::new();
+    let repo = env.repo();
+    let mut ids = Vec::new();
+    for round in 0..6u64 {
+        for i in 0..300u64 {
+            if i % 6 == round || round == 0 {
+                let rel = format!("Blueprints/personal/p{:02}/b{i:03}.blueprint.yaml", i % 11);
+                env.write(&rel, &bytes(20_000, round * 1000 + i));
+            }
+        }
+        ids.push(env.json(&["backup", "--to", &repo])["id"].as_str().unwrap().to_owned());
+    }
+    let newest_tree = tree(&env.library);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("kill-9 prune seed {seed}");
+    let mut rng = Lcg(seed);
+    let mut killed = 0;
+    for keep in (1..=5).rev() {
+        let mut child = env
+            .cmd(&["prune", "--from", &repo, "--keep-last", &keep.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.next(60)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        let list = env.json(&["backups", "--from", &repo]);
+        let left: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+        assert!(left.contains(&ids[5].as_str()), "the newest snapshot was lost");
+        for id in left {
+            let v = env.run(&["--json", "verify", id, "--from", &repo]);
+            assert!(
+                v.status.success(),
+                "keep {keep}: {id} fails verify after kill -9 of prune: {}",
+                String::from_utf8_lossy(&v.stdout)
+            );
+        }
+    }
+    eprintln!("killed {killed} of 5 prunes mid-way");
+    env.json(&["prune", "--from", &repo, "--keep-last", "1"]);
+    let out = env.dir.join("out");
+    env.json(&["restore", &ids[5], "--from", &repo, "--to", out.to_str().unwrap()]);
+    assert_eq!(tree(&out), newest_tree);
+}

@@ -133,8 +133,8 @@ pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
     repo.flush_packs()?;
     entries.sort_by(|a, b| (a.source, &a.path).cmp(&(b.source, &b.path)));
 
-    // Objects reach the disk before the manifest that names them.
-    repo.sync()?;
+    // Objects reached the disk (packs and loose objects are fsynced as they are
+    // completed) before the manifest that names them; now re-read and re-hash them.
     let new_hashes: Vec<String> = written.into_inner().unwrap_or_else(|p| p.into_inner()).into_iter().collect();
     let problems: Vec<String> =
         new_hashes.par_iter().filter_map(|h| repo.read_object(h).err().map(|why| format!("{h}: {why}"))).collect();

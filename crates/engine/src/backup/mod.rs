@@ -20,8 +20,9 @@
 //! REPO/lock                        serialises writers (backup, prune) across processes
 //! ```
 //!
-//! Crash safety: objects are written (temp file + rename) and flushed to disk with one
-//! `syncfs` before the manifest that names them is written atomically (`fsio`). A crash
+//! Crash safety: objects reach the disk (packs: temp file, fsync, rename, folder fsync;
+//! loose objects likewise) before the manifest that names them is written atomically
+//! (`fsio`). A crash
 //! or a full disk before that leaves only orphan objects, never a manifest that names a
 //! missing object; orphans are reused (after re-hashing) or removed by `prune`.
 
@@ -468,10 +469,9 @@ impl Repo {
         self.packs.read().unwrap_or_else(|p| p.into_inner()).contains_key(hash) || self.object_path(hash).exists()
     }
 
-    /// Store an object: small ones are appended to the open pack, big ones written
-    /// loose (temp file + rename). Nothing is fsynced here: the caller finishes the
-    /// pack (`flush_packs`) and `sync`s once before writing a manifest. Returns the
-    /// compressed size.
+    /// Store an object: small ones are appended to the open pack (fsynced and named
+    /// when it is full or the caller calls `flush_packs`), big ones written loose
+    /// (temp file, fsync, rename, folder fsync). Returns the compressed size.
     fn write_object(&self, hash: &str, data: &[u8]) -> Result<u64> {
         let packed = compress(data).map_err(|e| Error::Io { context: "cannot compress".into(), source: e })?;
         if packed.len() < pack::LOOSE_MIN {
@@ -505,8 +505,10 @@ impl Repo {
                 .open(&temp)
                 .map_err(|e| Error::io("cannot create a file in", dir, e))?;
             f.write_all(&packed).map_err(|e| Error::io("cannot write", &temp, e))?;
+            f.sync_all().map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
             drop(f);
-            fs::rename(&temp, &path).map_err(|e| Error::io("cannot write", &path, e))
+            fs::rename(&temp, &path).map_err(|e| Error::io("cannot write", &path, e))?;
+            fsio::fsync_dir(dir)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&temp);
@@ -538,11 +540,6 @@ impl Repo {
         if let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             w.abandon();
         }
-    }
-
-    /// Flush everything written to the repository's filesystem to disk.
-    fn sync(&self) -> Result<()> {
-        sync_filesystem(&self.root)
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! A pack is a run of zstd frames followed by a trailer:
 //! `JSON index [[hash, offset, len], …] | u64 LE index length | SHA-256 of the index (32 bytes) | "BPVPACK1"`.
-//! A pack is written under a temp name and renamed when complete, so a pack that has
+//! A pack is written under a temp name, fsynced, and renamed when complete (then its
+//! folder is fsynced), so a pack that has
 //! a name always has its trailer; the frames are checked object by object (SHA-256 of
 //! the content), the trailer by its own checksum.
 
@@ -27,6 +28,9 @@ const TRAILER: u64 = 8 + 32 + 8;
 pub(crate) const PACK_TARGET: u64 = 16 * 1024 * 1024;
 /// Compressed objects at least this big are stored loose (one file each).
 pub(crate) const LOOSE_MIN: usize = 1024 * 1024;
+
+/// (hash, offset, length) of each object in a pack.
+pub(crate) type PackIndex = Vec<(String, u64, u64)>;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Loc {
@@ -67,7 +71,7 @@ impl PackWriter {
     }
 
     /// Write the trailer and give the pack its name. Returns (name, entries).
-    pub fn finish(mut self) -> Result<(String, Vec<(String, u64, u64)>)> {
+    pub fn finish(mut self) -> Result<(String, PackIndex)> {
         let index = serde_json::to_vec(&self.entries).map_err(|e| Error::Corrupt(e.to_string()))?;
         let sum = Sha256::digest(&index);
         let mut tail = index;
@@ -78,7 +82,10 @@ impl PackWriter {
             self.file.write_all(&tail).map_err(|e| Error::io("cannot write", &self.temp, e))?;
             let name = format!("{}.pack", hex::encode(&sum[..12]));
             let target = self.dir.join(&name);
+            // The pack is whole on disk before it gets its name.
+            self.file.sync_all().map_err(|e| Error::io("cannot flush to disk", &self.temp, e))?;
             fs::rename(&self.temp, &target).map_err(|e| Error::io("cannot write", &target, e))?;
+            fsio::fsync_dir(&self.dir)?;
             Ok(name)
         })();
         match result {
@@ -97,7 +104,7 @@ impl PackWriter {
 }
 
 /// Read a pack's trailer: its objects, or why the pack cannot be used.
-pub(crate) fn read_index(path: &Path) -> std::result::Result<Vec<(String, u64, u64)>, String> {
+pub(crate) fn read_index(path: &Path) -> std::result::Result<PackIndex, String> {
     let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let len = f.metadata().map_err(|e| format!("cannot read: {e}"))?.len();
     if len < TRAILER {

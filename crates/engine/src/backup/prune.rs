@@ -230,8 +230,7 @@ impl Repo {
                         }
                     }
                 }
-                w.finish()?;
-                super::sync_filesystem(&dir)?;
+                w.finish()?; // fsynced and named before the old pack goes
             }
             fs::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
             fsio::fsync_dir(&dir)?;

@@ -334,8 +334,12 @@ fn write_restored(target: &Path, data: &[u8], e: &Entry) -> Result<()> {
     let mut f = File::create(target).map_err(|err| Error::io("cannot create", target, err))?;
     f.write_all(data).map_err(|err| Error::io("cannot write", target, err))?;
     f.set_modified(mtime_of(e)).map_err(|err| Error::io("cannot set the date of", target, err))?;
-    drop(f);
-    set_mode(target, e)
+    if e.mode != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(e.mode))
+            .map_err(|err| Error::io("cannot set permissions of", target, err))?;
+    }
+    Ok(())
 }
 
 fn set_mode_and_mtime(target: &Path, e: &Entry) -> Result<()> {
