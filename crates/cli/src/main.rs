@@ -3,6 +3,7 @@
 
 mod backup;
 mod output;
+mod transfer;
 mod watch;
 
 use std::io::{IsTerminal, Read, Write};
@@ -126,6 +127,10 @@ enum Command {
     Folders,
     /// Library, index, counts and capabilities.
     Info,
+    /// Import blueprint files, folders and .zip bundles (dry run first with --dry-run).
+    Import(transfer::ImportArgs),
+    /// Export blueprints to a folder, or to a .zip bundle with a manifest.
+    Export(transfer::ExportArgs),
     /// Keep the index live and print changes as JSON lines until interrupted.
     Watch(watch::WatchArgs),
     #[command(flatten)]
@@ -312,6 +317,8 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
             let lib = open(&cli, false)?;
             out.info(&lib.info()?)
         }
+        Command::Import(args) => transfer::import(&open(&cli, false)?, args, cli.json, out),
+        Command::Export(args) => transfer::export(&open(&cli, false)?, args, cli.json, out),
         Command::Watch(args) => watch::run(&cli, args),
     }
 }

@@ -11,6 +11,7 @@ pub mod key;
 pub mod library;
 pub mod paths;
 pub mod store;
+pub mod transfer;
 pub mod watch;
 
 pub use error::{Error, Result};

@@ -22,6 +22,8 @@ use crate::fsio;
 use crate::item::companion_path;
 use crate::store::{BatchOp, Format};
 
+mod raw;
+
 /// Part of the temp-file name of batch files: the walker leaves them to recovery.
 pub(crate) const BATCH_MARKER: &str = "-batch-";
 
