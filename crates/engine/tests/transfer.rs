@@ -939,3 +939,26 @@ fn the_fuzz_seed_corpora_pass_the_fuzz_checks() {
     }
     assert!(n >= 6);
 }
+
+#[test]
+fn a_very_deep_folder_is_refused_below_the_limit_and_new_items_can_be_left_out() {
+    let env = Env::new();
+    let src = env.outside("deep");
+    let mut p = src.clone();
+    for i in 0..30 {
+        p = p.join(format!("d{i}"));
+    }
+    fs::create_dir_all(&p).unwrap();
+    fs::write(p.join("bottom.yaml"), bp("Bottom")).unwrap();
+    fs::write(src.join("top.yaml"), bp("Top")).unwrap();
+    let mut opts = ImportOptions::new();
+    let plan = env.plan(std::slice::from_ref(&src), &opts);
+    assert!(plan.items.iter().any(|i| i.class == Class::Refused && i.reason.as_deref().unwrap().contains("deeper")));
+    assert_eq!(plan.counts.new, 1);
+    // A per-item Skip leaves a new item out.
+    opts.decisions.insert(item(&plan, "top.yaml").n, Decision::Skip);
+    let rep = env.lib.import_apply(&plan, &opts, None).unwrap();
+    assert!(rep.imported.is_empty());
+    assert_eq!(rep.skipped, ["Blueprints/personal/deep/top.blueprint.yaml"]);
+    assert!(!env.root().join("Blueprints/personal/deep").exists());
+}
