@@ -104,20 +104,36 @@ fn synthetic_docs(n: usize) -> Vec<IndexDoc> {
         .collect()
 }
 
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Wall-clock p50/p99 and thread-CPU p50/p99 (the CPU numbers are steadier on a shared
+/// machine).
 fn measure(label: &str, runs: usize, mut f: impl FnMut() -> usize) {
-    let mut times: Vec<Duration> = Vec::with_capacity(runs);
+    let mut wall: Vec<Duration> = Vec::with_capacity(runs);
+    let mut cpu: Vec<Duration> = Vec::with_capacity(runs);
     let mut n = 0;
     for _ in 0..runs {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu());
         n = f();
-        times.push(t.elapsed());
+        cpu.push(thread_cpu() - c);
+        wall.push(t.elapsed());
     }
-    times.sort();
-    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+    wall.sort();
+    cpu.sort();
+    let pct = |v: &[Duration], p: f64| {
+        v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1].as_secs_f64() * 1e3
+    };
     println!(
-        "{label:<52} p50 {:>8.2} ms  p99 {:>8.2} ms  (total {n})",
-        pct(0.5).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3
+        "{label:<40} wall p50 {:>7.2} p99 {:>7.2} | cpu p50 {:>7.2} p99 {:>7.2} ms  (total {n})",
+        pct(&wall, 0.5),
+        pct(&wall, 0.99),
+        pct(&cpu, 0.5),
+        pct(&cpu, 0.99)
     );
 }
 
@@ -134,13 +150,13 @@ fn index_bench_100k() {
         let docs = synthetic_docs(n);
         println!("generated {n} docs in {:?}", t.elapsed());
         let ix = Index::open(&path).unwrap();
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu());
         ix.rebuild(&docs).unwrap();
-        let took = t.elapsed();
-        println!("rebuild: {took:?} ({:.0} docs/s)", n as f64 / took.as_secs_f64());
+        let (took, cpu) = (t.elapsed(), thread_cpu() - c);
+        println!("rebuild: {took:?} wall, {cpu:?} cpu ({:.0} docs/s wall)", n as f64 / took.as_secs_f64());
         let wal = std::fs::metadata(format!("{}-wal", path.display())).map(|m| m.len()).unwrap_or(0);
         println!("index size: {:.1} MB (+ wal {:.1} MB)", std::fs::metadata(&path).unwrap().len() as f64 / 1e6, wal as f64 / 1e6);
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu());
         let upd: Vec<IndexDoc> = docs[..100]
             .iter()
             .map(|d| {
@@ -150,7 +166,7 @@ fn index_bench_100k() {
             })
             .collect();
         ix.apply(&upd, &[docs[200].item.path.clone()]).unwrap();
-        println!("apply 100 upserts + 1 removal: {:?}", t.elapsed());
+        println!("apply 100 upserts + 1 removal: {:?} wall, {:?} cpu", t.elapsed(), thread_cpu() - c);
     }
     if std::env::var_os("BPV_BENCH_REBUILD_ONLY").is_some() {
         return;
@@ -209,28 +225,22 @@ fn index_bench_100k() {
     let some_path = ix.list(&ListQuery { limit: 1, offset: 777, ..Default::default() }).unwrap().items[0].path.clone();
     let _ = get_path;
     measure("get()", runs, || usize::from(ix.get(&some_path).unwrap().is_some()));
-}
-
-#[test]
-#[ignore = "scratch"]
-fn index_bench_sql() {
-    let path = std::env::var("BPV_BENCH_DB").unwrap();
-    let conn = Connection::open(&path).unwrap();
-    schema::configure(&conn).unwrap();
-    let sqls = std::env::var("BPV_SQL").unwrap();
-    for sql in sqls.split(";;") {
-        let sql = sql.trim();
-        if sql.is_empty() {
-            continue;
-        }
-        let mut stmt = conn.prepare(sql).unwrap();
-        measure(&sql.chars().take(100).collect::<String>(), 10, || {
-            let mut rows = stmt.query([]).unwrap();
-            let mut n = 0;
-            while let Some(_r) = rows.next().unwrap() {
-                n += 1;
-            }
-            n
-        });
+    let mut k = 0;
+    let docs = synthetic_docs(200);
+    measure("apply(1 upsert) (existing path)", 50, || {
+        k += 1;
+        let mut d = docs[k % docs.len()].clone();
+        d.item.name = format!("renamed {k}");
+        ix.apply(&[d], &[]).unwrap();
+        1
+    });
+    measure("apply(100 upserts)", 5, || {
+        ix.apply(&docs[..100], &[]).unwrap();
+        100
+    });
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    for line in status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM") || l.starts_with("RssFile") || l.starts_with("RssAnon")) {
+        println!("{line}");
     }
 }
+

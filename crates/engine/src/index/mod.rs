@@ -11,11 +11,15 @@
 //!   rebuilds).
 //! - Tables: `items` (one row per blueprint, the public [`Item`] plus file state),
 //!   `item_tags` (lowercased tags for filters and counts), `items_fts` (FTS5 over name,
-//!   tags, description, author and content, ranked by weighted bm25), `state`.
+//!   tags, description, author and content; `unicode61 remove_diacritics 2`, prefix
+//!   indexes for 1 and 2 characters), `state` (small facts), `schema_version`.
 //! - Folder and path prefixes are matched with range comparisons on `path`, never LIKE
 //!   or GLOB, so `%`, `_` or `*` in a folder name are literal.
 //!
-//! Search semantics are described on [`Index::search`] and in [`text`].
+//! Search: [`text`] turns the user's words into a safe MATCH expression (and splits
+//! scripts written without spaces into characters), [`rank`] is the ranking function
+//! (column tiers, one pass, no per-row lookups), snippets are cut in Rust from the page's
+//! rows only. See [`Index::search`] for the semantics. `write` explains the rowids.
 
 mod query;
 mod rank;

@@ -1,12 +1,12 @@
 //! Reading: lookups, filtered lists, ranked search, counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::rank;
-use super::text::{clean_snippet, match_expression};
+use super::text::parse_query;
 use super::write::fold;
 use super::{
     FileState, FolderCount, IndexStats, ItemPage, ListQuery, SearchHit, SearchPage, SearchQuery, Sort, TagCount,
@@ -64,6 +64,10 @@ fn to_usize(n: i64) -> usize {
 struct Filters {
     clauses: Vec<&'static str>,
     params: Vec<Value>,
+    /// A folder filter is the first clause (two parameters).
+    has_folder: bool,
+    /// Folded, distinct tags (each one clause and parameter, right after the folder's).
+    tags: Vec<String>,
 }
 
 impl Filters {
@@ -80,14 +84,14 @@ impl Filters {
             f.clauses.push("i.path >= ? AND i.path < ?");
             f.params.push(Value::Text(lo));
             f.params.push(Value::Text(hi));
+            f.has_folder = true;
         }
-        let mut seen = Vec::new();
         for tag in tags {
             let lc = fold(tag);
-            if lc.is_empty() || seen.contains(&lc) {
+            if lc.is_empty() || f.tags.contains(&lc) {
                 continue;
             }
-            seen.push(lc.clone());
+            f.tags.push(lc.clone());
             f.clauses.push("i.rowid IN (SELECT item_rowid FROM item_tags WHERE tag_lc = ?)");
             f.params.push(Value::Text(lc));
         }
@@ -114,14 +118,29 @@ impl Filters {
         self.clauses.is_empty()
     }
 
-    /// " AND c1 AND c2…" (or "").
-    fn and_sql(&self) -> String {
-        self.clauses.iter().map(|c| format!(" AND {c}")).collect()
-    }
-
     /// " WHERE c1 AND c2…" (or "").
     fn where_sql(&self) -> String {
         if self.clauses.is_empty() { String::new() } else { format!(" WHERE {}", self.clauses.join(" AND ")) }
+    }
+
+    /// `SELECT <what> FROM … WHERE …` over the matching items, planned so that no
+    /// filter needs a lookup of the full row when it can be avoided (the planner
+    /// cannot tell a folder's or a tag's size from its bounds):
+    /// - only tags: read `item_tags` alone;
+    /// - a folder: walk the path index over the folder's range, checking tags against
+    ///   the tag lists (both on the index entry).
+    ///
+    /// `what` is `count(*)` or `rowid`.
+    fn select(&self, what: &str) -> String {
+        let only_tags = !self.tags.is_empty() && self.clauses.len() == self.tags.len();
+        if only_tags {
+            let what = if what == "rowid" { "t.item_rowid" } else { what };
+            let more = " AND t.item_rowid IN (SELECT item_rowid FROM item_tags WHERE tag_lc = ?)".repeat(self.tags.len() - 1);
+            return format!("SELECT {what} FROM item_tags t WHERE t.tag_lc = ?{more}");
+        }
+        let what = if what == "rowid" { "i.rowid" } else { what };
+        let hint = if self.has_folder { " INDEXED BY items_by_path" } else { "" };
+        format!("SELECT {what} FROM items i{hint}{}", self.where_sql())
     }
 }
 
@@ -131,15 +150,18 @@ pub(crate) fn get(conn: &Connection, path: &str) -> rusqlite::Result<Option<Item
 }
 
 pub(crate) fn file_states(conn: &Connection) -> rusqlite::Result<HashMap<String, FileState>> {
+    let n: i64 = conn.prepare_cached("SELECT count(*) FROM items")?.query_row([], |r| r.get(0))?;
+    let mut out = HashMap::with_capacity(to_usize(n));
     let mut stmt = conn.prepare_cached("SELECT path, size, mtime_ns, meta_mtime_ns, hash FROM items")?;
-    let rows = stmt.query_map([], |r| {
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
         let size: i64 = r.get(1)?;
-        Ok((
+        out.insert(
             r.get::<_, String>(0)?,
             FileState { size: u64::try_from(size).unwrap_or(0), mtime_ns: r.get(2)?, meta_mtime_ns: r.get(3)?, hash: r.get(4)? },
-        ))
-    })?;
-    rows.collect()
+        );
+    }
+    Ok(out)
 }
 
 pub(crate) fn list(conn: &Connection, q: &ListQuery) -> rusqlite::Result<ItemPage> {
@@ -155,19 +177,30 @@ fn list_filtered(
     limit: usize,
 ) -> rusqlite::Result<ItemPage> {
     let where_sql = filters.where_sql();
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM items i{where_sql}"))?
-        .query_row(params_from_iter(&filters.params), |r| r.get(0))?;
+    let total: i64 =
+        conn.prepare_cached(&filters.select("count(*)"))?.query_row(params_from_iter(&filters.params), |r| r.get(0))?;
     let total = to_usize(total);
     if limit == 0 || offset >= total {
         return Ok(ItemPage { items: Vec::new(), total });
     }
-    let order = match sort {
-        Sort::Name => "i.name_sort, i.path",
-        Sort::Modified => "i.modified_ms DESC, i.path",
+    let (order, index) = match sort {
+        Sort::Name => ("i.name_sort, i.path", "items_by_name"),
+        Sort::Modified => ("i.modified_ms DESC, i.path", "items_by_modified"),
     };
+    // Plan: walking the sort index and checking the filters on each row reads about
+    // (offset+limit)·all/total rows; collecting the matches and sorting them reads
+    // `total` and sorts them. The planner cannot know `total`; we just counted it.
+    let mut hint = "";
+    if !filters.is_empty() {
+        let all: i64 = conn.prepare_cached("SELECT count(*) FROM items")?.query_row([], |r| r.get(0))?;
+        let walk = offset.saturating_add(limit) as f64 * all as f64 / total.max(1) as f64;
+        if walk <= total as f64 * 4.0 {
+            hint = index;
+        }
+    }
+    let from = if hint.is_empty() { "items i".to_owned() } else { format!("items i INDEXED BY {hint}") };
     let mut stmt =
-        conn.prepare_cached(&format!("SELECT {ITEM_SELECT} FROM items i{where_sql} ORDER BY {order} LIMIT ? OFFSET ?"))?;
+        conn.prepare_cached(&format!("SELECT {ITEM_SELECT} FROM {from}{where_sql} ORDER BY {order} LIMIT ? OFFSET ?"))?;
     let mut params = filters.params.clone();
     params.push(Value::Integer(to_i64(limit)));
     params.push(Value::Integer(to_i64(offset)));
@@ -175,61 +208,72 @@ fn list_filtered(
     Ok(ItemPage { items, total })
 }
 
-/// Tokens of the snippet excerpt.
-const SNIPPET_TOKENS: u32 = 12;
-
 pub(crate) fn search(conn: &Connection, q: &SearchQuery) -> rusqlite::Result<SearchPage> {
     let filters = Filters::new(q.folder.as_deref(), &q.tags, q.author.as_deref(), q.modified_from, q.modified_to, None);
-    let Some(expr) = match_expression(&q.text) else {
+    let Some(parsed) = parse_query(&q.text) else {
         let page = list_filtered(conn, &filters, Sort::Name, q.offset, q.limit)?;
         let hits = page.items.into_iter().map(|item| SearchHit { item, score: 0.0, snippet: None }).collect();
         return Ok(SearchPage { hits, total: page.total });
     };
-    let and_sql = filters.and_sql();
-    let from = if filters.is_empty() {
-        "items_fts"
+    // Filters: the rowids they allow, checked by the rank function with a hash lookup
+    // (cheaper than joining every match with `items`).
+    let _allow = if filters.is_empty() {
+        None
     } else {
-        "items_fts JOIN items i ON i.rowid = items_fts.rowid"
+        let allowed: HashSet<i64> = conn
+            .prepare_cached(&filters.select("rowid"))?
+            .query_map(params_from_iter(&filters.params), |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if allowed.is_empty() {
+            return Ok(SearchPage { hits: Vec::new(), total: 0 });
+        }
+        Some(rank::Allow::new(allowed))
     };
-    let mut params = Vec::with_capacity(filters.params.len() + 3);
-    params.push(Value::Text(expr.clone()));
-    params.extend(filters.params.iter().cloned());
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM {from} WHERE items_fts MATCH ?{and_sql}"))?
-        .query_row(params_from_iter(&params), |r| r.get(0))?;
-    let total = to_usize(total);
-    if q.limit == 0 || q.offset >= total {
-        return Ok(SearchPage { hits: Vec::new(), total });
-    }
-    // The page: SQLite keeps only the best offset+limit rows while scanning, and
-    // nothing but the rank is computed for the others.
-    params.push(Value::Integer(to_i64(q.limit)));
-    params.push(Value::Integer(to_i64(q.offset)));
-    let page: Vec<(i64, f64)> = conn
-        .prepare_cached(&format!(
-            "SELECT items_fts.rowid, {rank}(items_fts) AS score FROM {from} \
-             WHERE items_fts MATCH ?{and_sql} ORDER BY score DESC, items_fts.rowid LIMIT ? OFFSET ?",
-            rank = rank::FUNCTION_NAME
-        ))?
-        .query_map(params_from_iter(&params), |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    // One scan ranks every match; SQLite keeps only the best offset+limit rows, and
+    // the rank function counts the rows it ranked, which is the total. (With a limit of
+    // 0, SQLite would not scan at all: ask for one row.)
+    let keep = q.offset.saturating_add(q.limit).max(1);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT rowid, {rank}(items_fts, ?3) AS score FROM items_fts WHERE items_fts MATCH ?1 \
+         ORDER BY score DESC, rowid LIMIT ?2",
+        rank = rank::FUNCTION_NAME
+    ))?;
+    rank::take_ranked();
+    let ranked: rusqlite::Result<Vec<(i64, f64)>> = stmt
+        .query_map(
+            params![parsed.expr, to_i64(keep), parsed.prefix_phrase.map_or(-1, |p| i64::try_from(p).unwrap_or(-1))],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .and_then(|rows| rows.collect());
+    let total = usize::try_from(rank::take_ranked()).unwrap_or(usize::MAX);
+    let ranked = ranked?;
     // Items and snippets for the page only.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ITEM_SELECT}, snippet(items_fts, -1, '<mark>', '</mark>', '…', {SNIPPET_TOKENS}) \
-         FROM items_fts JOIN items i ON i.rowid = items_fts.rowid \
-         WHERE items_fts MATCH ?1 AND items_fts.rowid = ?2"
+        "SELECT {ITEM_SELECT}, f.name, f.tags, f.description, f.author, f.content \
+         FROM items i JOIN items_fts f ON f.rowid = i.rowid WHERE i.rowid = ?1"
     ))?;
-    let mut hits = Vec::with_capacity(page.len());
-    for (rowid, score) in page {
+    let mut hits = Vec::new();
+    for (rowid, score) in ranked.into_iter().skip(q.offset).take(q.limit) {
+        if score <= rank::EXCLUDED {
+            // Only rows outside the filters are left.
+            break;
+        }
         let hit = stmt
-            .query_row(params![expr, rowid], |r| {
+            .query_row([rowid], |r| {
                 let item = item_from_row(r)?;
-                let snippet: Option<String> = r.get(ITEM_SELECT_LEN)?;
-                Ok(SearchHit { item, score, snippet: snippet.map(|s| clean_snippet(&s)).filter(|s| !s.is_empty()) })
+                let mut texts: [String; 5] = Default::default();
+                for (k, t) in texts.iter_mut().enumerate() {
+                    *t = r.get::<_, Option<String>>(ITEM_SELECT_LEN + k)?.unwrap_or_default();
+                }
+                let columns: [&str; 5] = [&texts[0], &texts[1], &texts[2], &texts[3], &texts[4]];
+                // Nothing to highlight: the description, else the name.
+                let snippet = parsed.snippet(&columns, &[2, 0]);
+                Ok(SearchHit { item, score, snippet })
             })
             .optional()?;
         hits.extend(hit);
     }
+    let total = if hits.is_empty() { total } else { total.max(q.offset.saturating_add(hits.len())) };
     Ok(SearchPage { hits, total })
 }
 
@@ -282,9 +326,10 @@ pub(crate) fn folders(conn: &Connection) -> rusqlite::Result<Vec<FolderCount>> {
 }
 
 pub(crate) fn stats(conn: &Connection) -> rusqlite::Result<IndexStats> {
+    // A scan of the small `items_stats` index, plus the partial `items_invalid` one.
     conn.prepare_cached(
-        "SELECT count(*), coalesce(sum(valid = 0), 0), coalesce(sum(encrypted <> 0), 0), coalesce(sum(size), 0) \
-         FROM items",
+        "SELECT count(*), (SELECT count(*) FROM items WHERE valid = 0), coalesce(sum(encrypted <> 0), 0), \
+         coalesce(sum(size), 0) FROM items",
     )?
     .query_row([], |r| {
         let n = |i: usize| -> rusqlite::Result<u64> { Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0)) };

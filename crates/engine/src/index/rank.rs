@@ -12,16 +12,19 @@
 //! Σ_p idf(p) · Σ_col W[col] · sat(tf(p, col))      sat(tf) = tf·(k1+1) / (tf + k1·norm)
 //! ```
 //!
-//! Each column saturates on its own (a BM25F-like shape), so the column weights make
-//! tiers: one mention in the name (20) beats any number in the tags' … content's
-//! saturated maxima below it (tags 10·2.2 is the exception only for a tag repeated
-//! many times). Length normalisation (`norm`, b = 0.5) applies to the name only — the
-//! column users judge a result by — and its size is read only for rows whose name
-//! matched. A phrase that starts the name gets a small bonus. The IDF pass (one scan per
-//! phrase) is skipped for single-phrase queries, where it cannot change the order.
+//! Each column saturates on its own (a BM25F-like shape, k1 = 1.2, so `sat` ≤ 2.2), and
+//! the column weights (name 20, tags 10, description 4, author 2, content 1) make
+//! tiers: a single mention in the name outweighs any number of mentions in the content,
+//! a tag outweighs the description and so on down. Length normalisation (`norm`,
+//! b = 0.5 against the average name) applies to the name only — the column users judge
+//! a result by — and the name's length comes from the rowid (see `write`), so ranking
+//! reads nothing but the position lists FTS5 already has. A phrase that starts the name
+//! gets a small bonus. The IDF pass (one scan per phrase) is skipped for single-phrase
+//! queries, where it cannot change the order.
 //!
 //! Higher is better; always positive for a match.
 
+use std::collections::HashSet;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 
@@ -37,6 +40,56 @@ const B_NAME: f64 = 0.5;
 const NAME_START_BONUS: f64 = 2.0;
 
 pub(crate) const FUNCTION_NAME: &str = "bpv_rank";
+
+/// Positions of one phrase counted per row in the content column (the last and largest
+/// one): `sat()` gains little beyond a few mentions, and stopping early saves walking
+/// long position lists.
+const MAX_CONTENT_TF: u32 = 8;
+
+thread_local! {
+    /// Rows ranked on this thread since the last [`take_ranked`]. SQLite evaluates
+    /// `bpv_rank` on the calling thread, once for every row that passed the WHERE
+    /// clause, so after a full `ORDER BY bpv_rank(…) LIMIT n` scan this is the number of
+    /// matches — the search total, without a second (count) scan.
+    static RANKED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Reset the per-thread count of ranked rows, returning its previous value.
+pub(crate) fn take_ranked() -> u64 {
+    RANKED.with(|c| c.replace(0))
+}
+
+thread_local! {
+    /// When set, the rows `bpv_rank` accepts (by rowid); others get [`EXCLUDED`] and
+    /// are not counted. Lets a filtered search check its filters with a hash lookup
+    /// per match instead of a join into `items` (see [`Allow`]).
+    static ALLOWED: std::cell::RefCell<Option<HashSet<i64>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The score of a row outside the [`Allow`] set: below every real score (which are
+/// positive).
+pub(crate) const EXCLUDED: f64 = -1.0;
+
+/// Restricts `bpv_rank` on this thread to a set of rowids while alive.
+pub(crate) struct Allow(());
+
+impl Allow {
+    pub(crate) fn new(rowids: HashSet<i64>) -> Allow {
+        ALLOWED.with(|a| *a.borrow_mut() = Some(rowids));
+        Allow(())
+    }
+}
+
+impl Drop for Allow {
+    fn drop(&mut self) {
+        ALLOWED.with(|a| *a.borrow_mut() = None);
+    }
+}
+
+/// Is this row outside the current [`Allow`] set?
+fn excluded(rowid: i64) -> bool {
+    ALLOWED.with(|a| a.try_borrow().ok().is_some_and(|set| set.as_ref().is_some_and(|set| !set.contains(&rowid))))
+}
 
 /// Per-query data, computed on the first row and kept as FTS5 auxdata.
 struct QueryData {
@@ -96,17 +149,39 @@ unsafe extern "C" fn free_query_data(p: *mut c_void) {
     }
 }
 
-unsafe extern "C" fn count_row(_api: *const ffi::Fts5ExtensionApi, _fts: *mut ffi::Fts5Context, user: *mut c_void) -> c_int {
-    // SAFETY: `user` is the `&mut i64` passed to `xQueryPhrase` below, alive during
-    // the call.
-    unsafe { *user.cast::<i64>() += 1 };
-    ffi::SQLITE_OK
+/// Counting state for the IDF pass: rows seen, and where to stop.
+struct DfCount {
+    seen: i64,
+    cap: i64,
 }
+
+unsafe extern "C" fn count_row(_api: *const ffi::Fts5ExtensionApi, _fts: *mut ffi::Fts5Context, user: *mut c_void) -> c_int {
+    // SAFETY: `user` is the `&mut DfCount` passed to `xQueryPhrase` below, alive during
+    // the call.
+    let count = unsafe { &mut *user.cast::<DfCount>() };
+    count.seen += 1;
+    // SQLITE_DONE ends the scan early and makes xQueryPhrase return SQLITE_OK.
+    if count.seen >= count.cap { ffi::SQLITE_DONE } else { ffi::SQLITE_OK }
+}
+
+/// Longer queries (pasted text) weigh all phrases alike rather than scan for each.
+const MAX_IDF_PHRASES: c_int = 16;
+
+/// A phrase in at least this share of the rows gets the same (low) IDF; counting stops
+/// there, so a very common word costs a fraction of a scan.
+const DF_CAP_SHARE: f64 = 0.125;
 
 /// The per-query data, computed and stored on first use.
 ///
 /// SAFETY: `api` and `fts` are the pointers FTS5 passed to the auxiliary function.
-unsafe fn query_data(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context) -> Result<*const QueryData, c_int> {
+/// `prefix_phrase`: the phrase matched as a prefix (or -1). Counting its rows would
+/// merge the doclists of every word it expands to once more; it gets the highest IDF of
+/// the other phrases instead (the word being typed is usually the specific one).
+unsafe fn query_data(
+    api: &ffi::Fts5ExtensionApi,
+    fts: *mut ffi::Fts5Context,
+    prefix_phrase: c_int,
+) -> Result<*const QueryData, c_int> {
     let (Some(get_aux), Some(set_aux), Some(row_count), Some(total_size), Some(phrase_count), Some(query_phrase)) = (
         api.xGetAuxdata,
         api.xSetAuxdata,
@@ -136,16 +211,24 @@ unsafe fn query_data(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context) ->
         let avg_name_len = (name_tokens as f64 / n).max(1.0);
         let phrases = phrase_count(fts).max(0);
         let mut idf = vec![1.0; usize::try_from(phrases).unwrap_or(0)];
-        if phrases > 1 {
+        if phrases > 1 && phrases <= MAX_IDF_PHRASES {
             for (p, slot) in idf.iter_mut().enumerate() {
-                let mut hits: i64 = 0;
-                let rc = query_phrase(fts, p as c_int, (&mut hits as *mut i64).cast::<c_void>(), Some(count_row));
+                if p as c_int == prefix_phrase {
+                    continue;
+                }
+                let mut count = DfCount { seen: 0, cap: ((n * DF_CAP_SHARE) as i64).max(1) };
+                let rc =
+                    query_phrase(fts, p as c_int, (&mut count as *mut DfCount).cast::<c_void>(), Some(count_row));
                 if rc != ffi::SQLITE_OK {
                     return Err(rc);
                 }
-                let df = hits as f64;
+                let df = count.seen as f64;
                 // Smoothed, always positive (Lucene's form).
                 *slot = (1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(1e-6);
+            }
+            if let Some(p) = usize::try_from(prefix_phrase).ok().filter(|p| *p < idf.len()) {
+                let others = idf.iter().enumerate().filter(|(q, _)| *q != p).map(|(_, v)| *v);
+                idf[p] = others.fold(1e-6, f64::max);
             }
         }
         let data = Box::into_raw(Box::new(QueryData { idf, avg_name_len }));
@@ -166,15 +249,17 @@ fn sat(tf: f64, norm: f64) -> f64 {
 ///
 /// Runs once per matching row (100k times for a common word): plain loops, no
 /// allocation.
-unsafe fn score(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context) -> Result<f64, c_int> {
-    let (Some(phrase_first), Some(phrase_next), Some(column_size)) =
-        (api.xPhraseFirst, api.xPhraseNext, api.xColumnSize)
-    else {
+unsafe fn score(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context, prefix_phrase: c_int) -> Result<f64, c_int> {
+    let (Some(phrase_first), Some(phrase_next)) = (api.xPhraseFirst, api.xPhraseNext) else {
         return Err(ffi::SQLITE_MISUSE);
     };
     unsafe {
-        let data = &*query_data(api, fts)?;
-        let mut name_norm = 0.0;
+        let data = &*query_data(api, fts, prefix_phrase)?;
+        let Some(rowid_of) = api.xRowid else {
+            return Err(ffi::SQLITE_MISUSE);
+        };
+        let name_len = (super::write::name_tokens_of(rowid_of(fts)) as f64).max(1.0);
+        let name_norm = 1.0 - B_NAME + B_NAME * name_len / data.avg_name_len;
         let mut total = 0.0;
         let mut p = 0;
         while p < data.idf.len() {
@@ -191,18 +276,13 @@ unsafe fn score(api: &ffi::Fts5ExtensionApi, fts: *mut ffi::Fts5Context) -> Resu
                     tf[col as usize] += 1;
                 }
                 starts_name |= col == 0 && off == 0;
+                if col == 4 && tf[4] >= MAX_CONTENT_TF {
+                    break;
+                }
                 phrase_next(fts, &mut iter, &mut col, &mut off);
             }
             let mut s = 0.0;
             if tf[0] > 0 {
-                if name_norm == 0.0 {
-                    let mut tokens: c_int = 0;
-                    let rc = column_size(fts, 0, &mut tokens);
-                    if rc != ffi::SQLITE_OK {
-                        return Err(rc);
-                    }
-                    name_norm = 1.0 - B_NAME + B_NAME * f64::from(tokens.max(1)) / data.avg_name_len;
-                }
                 s += WEIGHTS[0] * sat(f64::from(tf[0]), name_norm);
             }
             let mut c = 1;
@@ -226,8 +306,8 @@ unsafe extern "C" fn bpv_rank(
     api: *const ffi::Fts5ExtensionApi,
     fts: *mut ffi::Fts5Context,
     ctx: *mut ffi::sqlite3_context,
-    _n: c_int,
-    _args: *mut *mut ffi::sqlite3_value,
+    n_args: c_int,
+    args: *mut *mut ffi::sqlite3_value,
 ) {
     // SAFETY: FTS5 passes a valid API table, context and result context.
     unsafe {
@@ -235,8 +315,19 @@ unsafe extern "C" fn bpv_rank(
             ffi::sqlite3_result_error_code(ctx, ffi::SQLITE_MISUSE);
             return;
         };
-        match score(api, fts) {
-            Ok(s) => ffi::sqlite3_result_double(ctx, s),
+        if let Some(rowid_of) = api.xRowid
+            && excluded(rowid_of(fts))
+        {
+            ffi::sqlite3_result_double(ctx, EXCLUDED);
+            return;
+        }
+        // Optional argument: the phrase matched as a prefix (see `query_data`).
+        let prefix_phrase = if n_args >= 1 && !args.is_null() { ffi::sqlite3_value_int(*args) } else { -1 };
+        match score(api, fts, prefix_phrase) {
+            Ok(s) => {
+                RANKED.with(|c| c.set(c.get() + 1));
+                ffi::sqlite3_result_double(ctx, s)
+            }
             Err(rc) => ffi::sqlite3_result_error_code(ctx, rc),
         }
     }

@@ -22,9 +22,13 @@ pub(crate) const RANK_FUNCTION: &str = "bm25(20.0, 10.0, 4.0, 2.0, 1.0)";
 ///
 /// A regular (content-storing) FTS5 table: `snippet()` needs the text, and the largest
 /// column (`content`) is stored nowhere else. Its rowid is the `items` rowid.
+/// `prefix = '1 2'` gives the first two keystrokes of a search-as-you-type query
+/// (a one- or two-letter prefix that expands to thousands of words) a ready doclist
+/// instead of a merge of all those words' doclists (~50 ms → ~14 ms at 100k items), for
+/// about +25% index size and +40% rebuild time.
 pub(crate) const FTS_CREATE: &str = "CREATE VIRTUAL TABLE items_fts USING fts5(\
      name, tags, description, author, content, \
-     tokenize = 'unicode61 remove_diacritics 2')";
+     tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2')";
 
 pub(crate) fn fts_configure_sql() -> String {
     format!("INSERT INTO items_fts(items_fts, rank) VALUES('rank', '{RANK_FUNCTION}');")
@@ -37,26 +41,26 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[(
         rowid INTEGER PRIMARY KEY,
         path TEXT NOT NULL,
         folder TEXT NOT NULL,
-        id TEXT,
-        name TEXT NOT NULL,
         name_sort TEXT NOT NULL,
-        description TEXT,
-        author TEXT,
-        author_lc TEXT,
-        version TEXT,
-        tags_json TEXT NOT NULL DEFAULT '[]',
+        modified_ms INTEGER NOT NULL,
         size INTEGER NOT NULL DEFAULT 0,
         mtime_ns INTEGER NOT NULL DEFAULT 0,
         meta_mtime_ns INTEGER,
         hash TEXT NOT NULL DEFAULT '',
-        modified TEXT NOT NULL,
-        modified_ms INTEGER NOT NULL,
-        created TEXT,
         valid INTEGER NOT NULL DEFAULT 1,
-        error TEXT,
-        error_line INTEGER,
         encrypted INTEGER NOT NULL DEFAULT 0,
-        node_count INTEGER NOT NULL DEFAULT 0
+        author_lc TEXT,
+        id TEXT,
+        name TEXT NOT NULL,
+        version TEXT,
+        modified TEXT NOT NULL,
+        created TEXT,
+        error_line INTEGER,
+        node_count INTEGER NOT NULL DEFAULT 0,
+        author TEXT,
+        tags_json TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        description TEXT
     );
     CREATE UNIQUE INDEX items_by_path ON items(path);
     CREATE INDEX items_by_name ON items(name_sort, path);
@@ -64,6 +68,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[(
     CREATE INDEX items_by_folder ON items(folder);
     CREATE INDEX items_by_author ON items(author_lc) WHERE author_lc IS NOT NULL;
     CREATE INDEX items_invalid ON items(path) WHERE valid = 0;
+    CREATE INDEX items_stats ON items(encrypted, size);
     CREATE TABLE item_tags (
         item_rowid INTEGER NOT NULL,
         tag_lc TEXT NOT NULL,
@@ -71,7 +76,7 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[(
         PRIMARY KEY (item_rowid, tag_lc)
     ) WITHOUT ROWID;
     CREATE INDEX item_tags_by_tag ON item_tags(tag_lc, tag);
-    CREATE VIRTUAL TABLE items_fts USING fts5(name, tags, description, author, content, tokenize = 'unicode61 remove_diacritics 2');
+    CREATE VIRTUAL TABLE items_fts USING fts5(name, tags, description, author, content, tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2');
     INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(20.0, 10.0, 4.0, 2.0, 1.0)');
     CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
 )];
@@ -81,6 +86,9 @@ pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// Settings every connection gets. `busy_timeout` is set first (through the API) so
 /// that switching to WAL waits for a writer in another process instead of failing.
+/// Memory-mapped I/O stays off: at 100k items it measured no faster here, and mapped
+/// pages count towards the process's resident memory (~130 MB more after a few
+/// searches) where the page cache is capped by `cache_size` (8 MiB per connection).
 pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_millis(5000))?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -92,7 +100,7 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA foreign_keys = ON;
          PRAGMA cache_size = -8192;
          PRAGMA temp_store = MEMORY;
-         PRAGMA mmap_size = 268435456;
+         PRAGMA mmap_size = 0;
          PRAGMA journal_size_limit = 67108864;",
     )?;
     super::rank::register(conn)

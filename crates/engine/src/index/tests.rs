@@ -221,7 +221,7 @@ fn index_apply_get_remove_and_file_states() {
         d.item.tags = vec!["ops".into()];
         d.content = "kettle".into();
     });
-    ix.apply(&[a2.clone()], &["p/b.blueprint.yaml".into(), "never/was.blueprint.yaml".into()]).unwrap();
+    ix.apply(std::slice::from_ref(&a2), &["p/b.blueprint.yaml".into(), "never/was.blueprint.yaml".into()]).unwrap();
     assert_eq!(ix.get("p/a.blueprint.yaml").unwrap(), Some(a2.item.clone()));
     assert_eq!(ix.get("p/b.blueprint.yaml").unwrap(), None);
     assert!(search_paths(&ix, "alpha").is_empty());
@@ -521,6 +521,11 @@ fn index_search_hostile_syntax_never_errors() {
         let r = ix.search(&sq(q));
         assert!(r.is_ok(), "{q:?}: {r:?}");
     }
+    // Very long queries (pasted text) work too.
+    let long: String = (0..600).map(|i| format!("w{i} ")).collect();
+    assert_eq!(ix.search(&sq(&long)).unwrap().total, 0);
+    let long: String = std::iter::repeat_n("daily ", 600).collect();
+    assert_eq!(search_paths(&ix, &long), sorted(&[DIGEST]));
     // Operators are plain words: "NOT sales" needs the word "not".
     assert_eq!(search_paths(&ix, "NOT optional"), sorted(&[OPS]));
     assert_eq!(search_paths(&ix, "copy AND verify"), sorted(&[OPS]));
@@ -685,4 +690,179 @@ fn index_search_hit_serializes_flat() {
     assert_eq!(v["path"], ROUTER);
     assert!(v["score"].as_f64().unwrap() > 0.0);
     assert!(v["snippet"].as_str().unwrap().contains("<mark>"));
+}
+
+// ----------------------------------------------------------------------------- cross-checks
+
+/// A few hundred varied docs: lists and filtered searches are compared with a
+/// brute-force evaluation in Rust (this exercises both list plans: walking the sort
+/// index, and collecting then sorting).
+fn varied_docs() -> Vec<IndexDoc> {
+    let folders = ["a", "a/b", "a/b/c", "a%", "a_b", "b", ""];
+    let tags = ["crm", "CRM", "slack", "ops", "Ops", "x"];
+    let words = ["alpha", "beta", "gamma", "delta", "sales", "report", "digest"];
+    (0..300)
+        .map(|i| {
+            let folder = folders[i % folders.len()];
+            let path = if folder.is_empty() { format!("{i}.blueprint.yaml") } else { format!("{folder}/{i}.blueprint.yaml") };
+            with(doc(&path, &format!("{} {}", words[i % 7], words[(i / 7) % 7])), |d| {
+                d.item.tags = (0..i % 3).map(|k| tags[(i + k) % tags.len()].to_owned()).collect();
+                d.item.author = if i % 4 == 0 { None } else { Some(["Ann", "ann", "Bob"][i % 3].to_owned()) };
+                d.item.modified = format!("2024-01-{:02}T00:00:00.000Z", 1 + i % 28);
+                d.item.valid = i % 11 != 0;
+                d.content = format!("{} node {}", words[(i / 3) % 7], words[(i / 5) % 7]);
+            })
+        })
+        .collect()
+}
+
+fn brute_filter(d: &IndexDoc, folder: Option<&str>, tags: &[&str], author: Option<&str>, valid: Option<bool>) -> bool {
+    folder.is_none_or(|f| d.item.path.starts_with(&format!("{f}/")))
+        && tags.iter().all(|t| d.item.tags.iter().any(|x| x.to_lowercase() == t.to_lowercase()))
+        && author.is_none_or(|a| d.item.author.as_deref().is_some_and(|x| x.to_lowercase() == a.to_lowercase()))
+        && valid.is_none_or(|v| d.item.valid == v)
+}
+
+#[test]
+fn index_list_and_search_match_brute_force() {
+    let (_d, ix) = open_temp();
+    let docs = varied_docs();
+    ix.rebuild(&docs).unwrap();
+    type Case<'a> = (Option<&'a str>, Vec<&'a str>, Option<&'a str>, Option<bool>);
+    let cases: Vec<Case> = vec![
+        (None, vec![], None, None),
+        (Some("a"), vec![], None, None),
+        (Some("a/b"), vec![], None, None),
+        (Some("a%"), vec![], None, None),
+        (Some("a_b"), vec![], None, None),
+        (None, vec!["crm"], None, None),
+        (None, vec!["crm", "slack"], None, None),
+        (Some("a"), vec!["ops"], Some("ANN"), None),
+        (None, vec![], Some("bob"), Some(true)),
+        (None, vec![], None, Some(false)),
+    ];
+    for (folder, tags, author, valid) in cases {
+        let expected: Vec<&IndexDoc> = docs.iter().filter(|d| brute_filter(d, folder, &tags, author, valid)).collect();
+        for sort in [Sort::Name, Sort::Modified] {
+            let mut want: Vec<&IndexDoc> = expected.clone();
+            match sort {
+                Sort::Name => want.sort_by(|a, b| {
+                    (a.item.name.to_lowercase(), &a.item.path).cmp(&(b.item.name.to_lowercase(), &b.item.path))
+                }),
+                Sort::Modified => want.sort_by(|a, b| b.item.modified.cmp(&a.item.modified).then(a.item.path.cmp(&b.item.path))),
+            }
+            let want: Vec<&str> = want.iter().map(|d| d.item.path.as_str()).collect();
+            for (offset, limit) in [(0, 10), (5, 7), (0, 1000)] {
+                let q = ListQuery {
+                    folder: folder.map(str::to_owned),
+                    tags: tags.iter().map(|t| t.to_string()).collect(),
+                    author: author.map(str::to_owned),
+                    valid,
+                    sort,
+                    offset,
+                    limit,
+                    ..Default::default()
+                };
+                let page = ix.list(&q).unwrap();
+                assert_eq!(page.total, want.len(), "{q:?}");
+                let end = (offset + limit).min(want.len());
+                let want_page = if offset < end { &want[offset..end] } else { &[][..] };
+                assert_eq!(paths(&page.items), want_page, "{q:?}");
+            }
+        }
+        if valid.is_some() {
+            continue;
+        }
+        // Search with the same filters: totals match a brute-force count, pages are
+        // consistent with the full ranking.
+        for text in ["sales", "alpha beta", "node", "dig", "\"sales report\""] {
+            let words: Vec<String> = text.trim_matches('"').split(' ').map(str::to_owned).collect();
+            let phrase = text.starts_with('"');
+            let matches = |d: &IndexDoc| {
+                let hay = format!("{} {} {}", d.item.name, d.item.tags.join(" "), d.content).to_lowercase();
+                let toks: Vec<&str> = hay.split(' ').collect();
+                if phrase {
+                    hay.contains(&words.join(" "))
+                } else {
+                    words.iter().enumerate().all(|(k, w)| {
+                        toks.iter().any(|t| if k + 1 == words.len() { t.starts_with(w.as_str()) } else { t == w })
+                    })
+                }
+            };
+            let want = expected.iter().filter(|d| matches(d)).count();
+            let q = SearchQuery {
+                text: text.to_owned(),
+                folder: folder.map(str::to_owned),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                author: author.map(str::to_owned),
+                limit: 1000,
+                ..Default::default()
+            };
+            let all = ix.search(&q).unwrap();
+            assert_eq!(all.total, want, "{q:?}");
+            assert_eq!(all.hits.len(), want, "{q:?}");
+            for h in &all.hits {
+                assert!(h.score > 0.0);
+                let d = docs.iter().find(|d| d.item.path == h.item.path).unwrap();
+                assert!(brute_filter(d, folder, &tags, author, None), "{q:?} {}", h.item.path);
+            }
+            let page = ix.search(&SearchQuery { offset: 3, limit: 4, ..q.clone() }).unwrap();
+            assert_eq!(page.total, want);
+            let expect: Vec<&str> = hit_paths(&all).into_iter().skip(3).take(4).collect();
+            assert_eq!(hit_paths(&page), expect, "{q:?}");
+            let none = ix.search(&SearchQuery { limit: 0, ..q.clone() }).unwrap();
+            assert_eq!((none.total, none.hits.len()), (want, 0));
+        }
+    }
+}
+
+#[test]
+fn index_apply_keeps_rowids_consistent_when_names_change_length() {
+    let (_d, ix) = open_temp();
+    ix.rebuild(&[doc("a.blueprint.yaml", "one"), doc("b.blueprint.yaml", "two words")]).unwrap();
+    // Renames that change the name's token count move the row to another rowid.
+    for round in 0..5 {
+        let name = vec!["word"; round + 1].join(" ");
+        ix.apply(&[with(doc("a.blueprint.yaml", &name), |d| d.item.tags = vec![format!("t{round}")])], &[]).unwrap();
+        assert_eq!(ix.get("a.blueprint.yaml").unwrap().unwrap().name, name);
+        assert_eq!(search_paths(&ix, "word "), sorted(&["a.blueprint.yaml"]));
+        assert_eq!(ix.tag_counts(None).unwrap(), vec![TagCount { tag: format!("t{round}"), count: 1 }]);
+        assert_eq!(ix.list(&lq()).unwrap().total, 2);
+    }
+    // New items land in buckets that already hold rows.
+    ix.apply(&[doc("c.blueprint.yaml", "two words"), doc("d.blueprint.yaml", "two words")], &[]).unwrap();
+    assert_eq!(search_paths(&ix, "two "), sorted(&["b.blueprint.yaml", "c.blueprint.yaml", "d.blueprint.yaml"]));
+    ix.apply(&[], &["c.blueprint.yaml".into()]).unwrap();
+    assert_eq!(search_paths(&ix, "two "), sorted(&["b.blueprint.yaml", "d.blueprint.yaml"]));
+    // The same path twice in one batch: the last wins.
+    ix.apply(&[doc("e.blueprint.yaml", "first"), doc("e.blueprint.yaml", "second version")], &[]).unwrap();
+    assert_eq!(ix.get("e.blueprint.yaml").unwrap().unwrap().name, "second version");
+    assert!(search_paths(&ix, "first ").is_empty());
+    assert_eq!(ix.stats().unwrap().items, 4);
+}
+
+#[test]
+fn index_search_ranks_shorter_and_leading_names_first() {
+    let (_d, ix) = open_temp();
+    ix.rebuild(&[
+        doc("long.blueprint.yaml", "Weekly digest of all the support tickets for the EMEA region"),
+        doc("mid.blueprint.yaml", "Daily sales digest"),
+        doc("short.blueprint.yaml", "Digest"),
+        doc("lead.blueprint.yaml", "Digest of leads"),
+    ])
+    .unwrap();
+    let page = ix.search(&sq("digest")).unwrap();
+    assert_eq!(hit_paths(&page), vec!["short.blueprint.yaml", "lead.blueprint.yaml", "mid.blueprint.yaml", "long.blueprint.yaml"]);
+}
+
+#[test]
+fn index_search_idf_prefers_the_rarer_word_in_the_name() {
+    let (_d, ix) = open_temp();
+    let mut docs: Vec<IndexDoc> =
+        (0..50).map(|i| with(doc(&format!("f{i}.blueprint.yaml"), "filler"), |d| d.content = "common".into())).collect();
+    docs.push(with(doc("rare-in-name.blueprint.yaml", "zebra thing"), |d| d.content = "common".into()));
+    docs.push(with(doc("common-in-name.blueprint.yaml", "common thing"), |d| d.content = "zebra".into()));
+    ix.rebuild(&docs).unwrap();
+    let page = ix.search(&sq("common zebra ")).unwrap();
+    assert_eq!(hit_paths(&page), vec!["rare-in-name.blueprint.yaml", "common-in-name.blueprint.yaml"]);
 }

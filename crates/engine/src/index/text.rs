@@ -147,8 +147,25 @@ fn terms(query: &str) -> Vec<Term<'_>> {
     out
 }
 
-/// Build the FTS5 MATCH expression for a user's query, or `None` when it has no
-/// searchable token.
+/// A user's query, ready to run: the FTS5 MATCH expression and the phrases the
+/// highlighter looks for.
+#[derive(Debug)]
+pub(crate) struct ParsedQuery {
+    pub(crate) expr: String,
+    /// The phrase (by its position in `expr`) matched as a prefix, if any.
+    pub(crate) prefix_phrase: Option<usize>,
+    phrases: Vec<QueryPhrase>,
+}
+
+#[derive(Debug)]
+struct QueryPhrase {
+    /// Folded tokens, as [`tokenize`] produces them.
+    tokens: Vec<String>,
+    /// The last token also matches as a prefix.
+    prefix: bool,
+}
+
+/// Parse a user's query, or `None` when it has no searchable token.
 ///
 /// Every term becomes one double-quoted FTS5 string (embedded quotes doubled), so no
 /// FTS5 syntax in the input (`AND`, `OR`, `NOT`, `NEAR`, `*`, `^`, `:`, parentheses,
@@ -157,11 +174,13 @@ fn terms(query: &str) -> Vec<Term<'_>> {
 /// word (or a phrase still being typed) and the query does not end with whitespace, is
 /// also matched as a prefix — except when it ends in an unspaced-script character,
 /// which is a whole token already.
-pub(crate) fn match_expression(query: &str) -> Option<String> {
+pub(crate) fn parse_query(query: &str) -> Option<ParsedQuery> {
     let ends_with_space = query.ends_with(char::is_whitespace);
     let all = terms(query);
     let last = all.len().checked_sub(1);
     let mut parts = Vec::new();
+    let mut phrases = Vec::new();
+    let mut prefix_phrase = None;
     for (i, term) in all.iter().enumerate() {
         if !has_token_char(term.text) {
             continue;
@@ -182,10 +201,20 @@ pub(crate) fn match_expression(query: &str) -> Option<String> {
         part.push('"');
         if prefix {
             part.push_str(" *");
+            prefix_phrase = Some(parts.len());
         }
         parts.push(part);
+        let tokens: Vec<String> = tokenize(&prepared).into_iter().map(|t| t.text).collect();
+        if !tokens.is_empty() {
+            phrases.push(QueryPhrase { tokens, prefix });
+        }
     }
-    if parts.is_empty() { None } else { Some(parts.join(" AND ")) }
+    if parts.is_empty() { None } else { Some(ParsedQuery { expr: parts.join(" AND "), prefix_phrase, phrases }) }
+}
+
+#[cfg(test)]
+pub(crate) fn match_expression(query: &str) -> Option<String> {
+    parse_query(query).map(|q| q.expr)
 }
 
 /// A snippet as users see it: markers removed, adjacent highlights merged, on one line.
@@ -198,7 +227,215 @@ pub(crate) fn clean_snippet(raw: &str) -> String {
     while s.contains("</mark><mark>") {
         s = s.replace("</mark><mark>", "");
     }
-    s
+    s.trim().to_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// Snippets
+// ---------------------------------------------------------------------------------------
+//
+// Snippets are made here rather than with FTS5's snippet(): that would need the MATCH
+// expression evaluated again for every hit, which for a prefix of a common word (the
+// first keystrokes of a search) means merging thousands of doclists each time. The
+// tokenizer below mirrors unicode61 closely enough for highlighting (same token
+// characters, case folding, diacritics removed, unspaced-script characters one token
+// each); its folding is applied to the query and the text alike.
+
+/// Tokens in a snippet excerpt.
+pub(crate) const SNIPPET_TOKENS: usize = 12;
+
+#[derive(Debug)]
+struct Token {
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+fn push_folded(out: &mut String, c: char) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        return;
+    }
+    for l in c.to_lowercase() {
+        for d in std::iter::once(l).nfd() {
+            if !is_combining_mark(d) {
+                out.push(d);
+            }
+        }
+    }
+}
+
+fn tokenize(text: &str) -> Vec<Token> {
+    let mut out: Vec<Token> = Vec::new();
+    let mut current: Option<Token> = None;
+    for (i, c) in text.char_indices() {
+        if is_token_char(c) && !is_unspaced(c) {
+            let tok = current.get_or_insert_with(|| Token { start: i, end: i, text: String::new() });
+            push_folded(&mut tok.text, c);
+            tok.end = i + c.len_utf8();
+            continue;
+        }
+        if let Some(tok) = current.take() {
+            out.push(tok);
+        }
+        if is_token_char(c) {
+            let mut t = String::new();
+            push_folded(&mut t, c);
+            out.push(Token { start: i, end: i + c.len_utf8(), text: t });
+        }
+    }
+    if let Some(tok) = current.take() {
+        out.push(tok);
+    }
+    out
+}
+
+/// Number of tokens in a text, as [`tokenize`] (and, closely, unicode61) counts them.
+pub(crate) fn count_tokens(text: &str) -> usize {
+    let mut n = 0;
+    let mut in_token = false;
+    for c in text.chars() {
+        if is_token_char(c) {
+            if !in_token || is_unspaced(c) {
+                n += 1;
+            }
+            in_token = !is_unspaced(c);
+        } else {
+            in_token = false;
+        }
+    }
+    n
+}
+
+/// A phrase found in a text: tokens `[start, end)`, phrase number.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    start: usize,
+    end: usize,
+    phrase: usize,
+}
+
+fn find_hits(tokens: &[Token], phrases: &[QueryPhrase]) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    for (p, phrase) in phrases.iter().enumerate() {
+        let len = phrase.tokens.len();
+        if len == 0 || len > tokens.len() {
+            continue;
+        }
+        for i in 0..=tokens.len() - len {
+            let all = phrase.tokens.iter().enumerate().all(|(j, want)| {
+                let have = &tokens[i + j].text;
+                if phrase.prefix && j + 1 == len { have.starts_with(want.as_str()) } else { have == want }
+            });
+            if all {
+                hits.push(Hit { start: i, end: i + len, phrase: p });
+            }
+        }
+    }
+    hits.sort_by_key(|h| (h.start, h.end));
+    hits
+}
+
+/// The best window of [`SNIPPET_TOKENS`] tokens: (score, first token). The score counts
+/// distinct phrases (most), then hits.
+fn best_window(n_tokens: usize, hits: &[Hit]) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize)> = None;
+    for first in hits {
+        let limit = first.start + SNIPPET_TOKENS;
+        let inside: Vec<&Hit> = hits.iter().filter(|h| h.start >= first.start && h.end <= limit).collect();
+        let mut phrases: Vec<usize> = inside.iter().map(|h| h.phrase).collect();
+        phrases.sort_unstable();
+        phrases.dedup();
+        let score = phrases.len() * 1000 + inside.len();
+        // Centre the hits in the window.
+        let last_end = inside.iter().map(|h| h.end).max().unwrap_or(first.end);
+        let spare = SNIPPET_TOKENS.saturating_sub(last_end - first.start);
+        let start = first.start.saturating_sub(spare / 2).min(n_tokens.saturating_sub(SNIPPET_TOKENS));
+        if best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, start));
+        }
+    }
+    best
+}
+
+fn render(text: &str, tokens: &[Token], start: usize, hits: &[Hit]) -> String {
+    let end = (start + SNIPPET_TOKENS).min(tokens.len());
+    let (from, to) = match (tokens.get(start), tokens.get(end.wrapping_sub(1))) {
+        (Some(a), Some(b)) if end > start => (if start == 0 { 0 } else { a.start }, if end == tokens.len() { text.len() } else { b.end }),
+        _ => (0, text.len()),
+    };
+    // Byte ranges to mark, clipped to the window, merged.
+    let mut ranges: Vec<(usize, usize)> = hits
+        .iter()
+        .filter(|h| h.end > start && h.start < end)
+        .filter_map(|h| {
+            let a = tokens.get(h.start.max(start))?;
+            let b = tokens.get(h.end.min(end) - 1)?;
+            Some((a.start, b.end))
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if r.0 <= last.1 => last.1 = last.1.max(r.1),
+            _ => merged.push(r),
+        }
+    }
+    let mut out = String::with_capacity(to - from + 40);
+    if from > 0 {
+        out.push('…');
+    }
+    let mut at = from;
+    for (a, b) in merged {
+        if let (Some(before), Some(marked)) = (text.get(at..a), text.get(a..b)) {
+            out.push_str(before);
+            out.push_str("<mark>");
+            out.push_str(marked);
+            out.push_str("</mark>");
+            at = b;
+        }
+    }
+    out.push_str(text.get(at..to).unwrap_or(""));
+    if to < text.len() {
+        out.push('…');
+    }
+    clean_snippet(&out)
+}
+
+impl ParsedQuery {
+    /// A short excerpt of the best-matching column with the matched words marked, or
+    /// the start of the first non-empty column (by `fallback_order`) when nothing can be
+    /// highlighted. `columns` are the texts as indexed (prepared).
+    pub(crate) fn snippet(&self, columns: &[&str], fallback_order: &[usize]) -> Option<String> {
+        struct Best {
+            score: usize,
+            column: usize,
+            start: usize,
+            tokens: Vec<Token>,
+            hits: Vec<Hit>,
+        }
+        let mut best: Option<Best> = None;
+        for (column, text) in columns.iter().enumerate() {
+            if text.is_empty() {
+                continue;
+            }
+            let tokens = tokenize(text);
+            let hits = find_hits(&tokens, &self.phrases);
+            if let Some((score, start)) = best_window(tokens.len(), &hits)
+                && best.as_ref().is_none_or(|b| score > b.score)
+            {
+                best = Some(Best { score, column, start, tokens, hits });
+            }
+        }
+        if let Some(b) = best {
+            return Some(render(columns.get(b.column).copied().unwrap_or(""), &b.tokens, b.start, &b.hits));
+        }
+        let text = fallback_order.iter().filter_map(|&c| columns.get(c)).find(|t| !t.trim().is_empty())?;
+        let tokens = tokenize(text);
+        let s = render(text, &tokens, 0, &[]);
+        if s.is_empty() { None } else { Some(s) }
+    }
 }
 
 #[cfg(test)]
@@ -229,6 +466,56 @@ mod tests {
         assert_eq!(match_expression(""), None);
         assert_eq!(match_expression("京タ").as_deref(), Some("\"京\u{200B}タ\u{200B}\""));
         assert_eq!(match_expression("東京tow").as_deref(), Some("\"東\u{200B}京\u{200B}tow\" *"));
+    }
+
+    fn snip(query: &str, columns: &[&str]) -> Option<String> {
+        let prepared: Vec<String> = columns.iter().map(|c| prepare(c).into_owned()).collect();
+        let refs: Vec<&str> = prepared.iter().map(String::as_str).collect();
+        parse_query(query).unwrap().snippet(&refs, &[2, 0])
+    }
+
+    #[test]
+    fn snippets_mark_matches_in_the_best_column() {
+        let cols = ["Daily sales digest", "crm, slack", "Summarise the CRM deals of yesterday", "Ann", ""];
+        assert_eq!(snip("dig", &cols).unwrap(), "Daily sales <mark>digest</mark>");
+        assert_eq!(snip("\"daily sales\"", &cols).unwrap(), "<mark>Daily sales</mark> digest");
+        assert_eq!(snip("daily sales", &cols).unwrap(), "<mark>Daily</mark> <mark>sales</mark> digest");
+        // The column with most distinct phrases wins.
+        assert_eq!(snip("crm yesterday", &cols).unwrap(), "Summarise the <mark>CRM</mark> deals of <mark>yesterday</mark>");
+        assert_eq!(snip("slack ", &cols).unwrap(), "crm, <mark>slack</mark>");
+        // Diacritics and case fold both ways.
+        assert_eq!(snip("cafe", &["Café menu", "", "", "", ""]).unwrap(), "<mark>Café</mark> menu");
+        assert_eq!(snip("CAFÉ", &["cafe menu", "", "", "", ""]).unwrap(), "<mark>cafe</mark> menu");
+        // Unspaced scripts: substrings, one highlight per run.
+        assert_eq!(snip("京タ", &["東京タワー監視", "", "", "", ""]).unwrap(), "東<mark>京タ</mark>ワー監視");
+        assert_eq!(snip("東京 監視", &["東京タワー監視", "", "", "", ""]).unwrap(), "<mark>東京</mark>タワー<mark>監視</mark>");
+        assert_eq!(snip("東京tow", &["東京tower の監視", "", "", "", ""]).unwrap(), "<mark>東京tower</mark> の監視");
+        // Nothing to highlight: the start of the description, else the name.
+        assert_eq!(snip("zzz", &cols).unwrap(), "Summarise the CRM deals of yesterday");
+        assert_eq!(snip("zzz", &["Name only", "", "", "", ""]).unwrap(), "Name only");
+        assert_eq!(snip("zzz", &["", "", "", "", ""]), None);
+    }
+
+    #[test]
+    fn snippets_are_excerpts() {
+        let long = format!("{} needle {}", "word ".repeat(50), "more ".repeat(50));
+        let s = snip("needle", &["n", "", "", "", &long]).unwrap();
+        assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+        assert!(s.contains("<mark>needle</mark>"), "{s}");
+        assert_eq!(s.matches("word").count() + s.matches("more").count(), SNIPPET_TOKENS - 1, "{s}");
+        // At the start of the text: no leading ellipsis.
+        let s = snip("first", &["n", "", &format!("first {}", "x ".repeat(40)), "", ""]).unwrap();
+        assert!(s.starts_with("<mark>first</mark>") && s.ends_with('…'), "{s}");
+        // Newlines become spaces.
+        assert_eq!(snip("b", &["n", "", "a\nb\nc", "", ""]).unwrap(), "a <mark>b</mark> c");
+    }
+
+    #[test]
+    fn token_counts() {
+        assert_eq!(count_tokens("Daily sales digest"), 3);
+        assert_eq!(count_tokens("sales-digest (v2)"), 3);
+        assert_eq!(count_tokens(&prepare("東京タワー監視 x")), 8);
+        assert_eq!(count_tokens(" -- "), 0);
     }
 
     #[test]

@@ -1,10 +1,35 @@
 //! Writing: incremental `apply` and the full `rebuild`.
+//!
+//! ## Row ids
+//! An item's rowid (shared by `items`, `item_tags` and `items_fts`) carries the number
+//! of tokens in its name in its high bits: `rowid = name_tokens << 40 | seq`. The rank
+//! function needs the name's length for every matching row, and reading it from the
+//! rowid is free where FTS5's per-row column-size lookup costs about a third of a
+//! common word's ranking. An item whose name changes length gets a new rowid. A side
+//! effect: the tie-break on rowid puts shorter names first.
+
+use std::collections::HashMap;
 
 use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior, params};
 
-use super::schema;
-use super::text::prepare;
 use super::IndexDoc;
+use super::schema;
+use super::text::{count_tokens, prepare};
+
+/// Bits of a rowid below the name-length bucket.
+pub(crate) const SEQ_BITS: u32 = 40;
+const MAX_BUCKET: i64 = 255;
+
+/// The name-length bucket of an item: the number of tokens of its name (as indexed),
+/// capped.
+pub(crate) fn name_bucket(name: &str) -> i64 {
+    i64::try_from(count_tokens(&prepare(name))).unwrap_or(MAX_BUCKET).min(MAX_BUCKET)
+}
+
+/// The name length encoded in a rowid (see the module docs).
+pub(crate) fn name_tokens_of(rowid: i64) -> i64 {
+    rowid >> SEQ_BITS
+}
 
 /// The parent folder of a path ('' at the top level).
 pub(crate) fn folder_of(path: &str) -> &str {
@@ -30,23 +55,6 @@ fn tags_text(tags: &[String]) -> String {
     tags.join(", ")
 }
 
-const ITEM_COLUMNS: &str = "path, folder, id, name, name_sort, description, author, author_lc, version, \
-     tags_json, size, mtime_ns, meta_mtime_ns, hash, modified, modified_ms, created, valid, error, error_line, \
-     encrypted, node_count";
-const ITEM_VALUES: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22";
-
-fn insert_item_sql(upsert: bool) -> String {
-    let mut sql = format!("INSERT INTO items ({ITEM_COLUMNS}) VALUES ({ITEM_VALUES})");
-    if upsert {
-        sql.push_str(" ON CONFLICT(path) DO UPDATE SET ");
-        let sets: Vec<String> =
-            ITEM_COLUMNS.split(", ").filter(|c| *c != "path").map(|c| format!("{c} = excluded.{c}")).collect();
-        sql.push_str(&sets.join(", "));
-    }
-    sql.push_str(" RETURNING rowid");
-    sql
-}
-
 /// Prepared statements for writing rows.
 ///
 /// The relational rows (items, tags) of a batch are written first and the full-text
@@ -60,9 +68,15 @@ struct Writer<'c> {
 }
 
 impl<'c> Writer<'c> {
-    fn new(conn: &'c Connection, upsert: bool) -> rusqlite::Result<Self> {
+    fn new(conn: &'c Connection) -> rusqlite::Result<Self> {
         Ok(Writer {
-            item: conn.prepare(&insert_item_sql(upsert))?,
+            item: conn.prepare(
+                "INSERT INTO items (rowid, path, folder, id, name, name_sort, description, author, author_lc, \
+                 version, tags_json, size, mtime_ns, meta_mtime_ns, hash, modified, modified_ms, created, valid, \
+                 error, error_line, encrypted, node_count) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+                 ?21, ?22, ?23)",
+            )?,
             tag: conn.prepare("INSERT OR IGNORE INTO item_tags (item_rowid, tag_lc, tag) VALUES (?1, ?2, ?3)")?,
             fts: conn.prepare(
                 "INSERT INTO items_fts (rowid, name, tags, description, author, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -70,46 +84,43 @@ impl<'c> Writer<'c> {
         })
     }
 
-    /// Insert (or, when upserting, update) the item row and insert its tags; returns
-    /// its rowid. The caller has removed any previous tags.
-    fn write_item(&mut self, doc: &IndexDoc) -> rusqlite::Result<i64> {
+    /// Insert the item row and its tags. The caller has removed any previous ones.
+    fn write_item(&mut self, rowid: i64, doc: &IndexDoc) -> rusqlite::Result<()> {
         let it = &doc.item;
         let tags_json = serde_json::to_string(&it.tags).unwrap_or_else(|_| "[]".to_owned());
         let size = i64::try_from(it.size).unwrap_or(i64::MAX);
-        let rowid: i64 = self.item.query_row(
-            params![
-                it.path,
-                folder_of(&it.path),
-                it.id,
-                it.name,
-                fold(&it.name),
-                it.description,
-                it.author,
-                it.author.as_deref().map(fold),
-                it.version,
-                tags_json,
-                size,
-                doc.mtime_ns,
-                doc.meta_mtime_ns,
-                it.hash,
-                it.modified,
-                modified_ms(doc),
-                doc.created,
-                it.valid,
-                it.error,
-                it.error_line,
-                it.encrypted,
-                doc.node_count,
-            ],
-            |r| r.get(0),
-        )?;
+        self.item.execute(params![
+            rowid,
+            it.path,
+            folder_of(&it.path),
+            it.id,
+            it.name,
+            fold(&it.name),
+            it.description,
+            it.author,
+            it.author.as_deref().map(fold),
+            it.version,
+            tags_json,
+            size,
+            doc.mtime_ns,
+            doc.meta_mtime_ns,
+            it.hash,
+            it.modified,
+            modified_ms(doc),
+            doc.created,
+            it.valid,
+            it.error,
+            it.error_line,
+            it.encrypted,
+            doc.node_count,
+        ])?;
         for tag in &it.tags {
             let lc = fold(tag);
             if !lc.is_empty() {
                 self.tag.execute(params![rowid, lc, tag.trim()])?;
             }
         }
-        Ok(rowid)
+        Ok(())
     }
 
     /// Insert the full-text row. The caller has removed any previous one.
@@ -127,30 +138,52 @@ impl<'c> Writer<'c> {
     }
 }
 
+/// The last doc for each path (a path given twice: the later one wins), in input order.
+fn last_per_path(docs: &[IndexDoc]) -> Vec<&IndexDoc> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(docs.len());
+    for (i, d) in docs.iter().enumerate() {
+        last.insert(d.item.path.as_str(), i);
+    }
+    docs.iter().enumerate().filter(|(i, d)| last.get(d.item.path.as_str()) == Some(i)).map(|(_, d)| d).collect()
+}
+
 pub(crate) fn apply(conn: &mut Connection, upserts: &[IndexDoc], removals: &[String]) -> rusqlite::Result<()> {
+    let upserts = last_per_path(upserts);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut find = tx.prepare_cached("SELECT rowid FROM items WHERE path = ?1")?;
         let mut del_item = tx.prepare_cached("DELETE FROM items WHERE rowid = ?1")?;
         let mut del_tags = tx.prepare_cached("DELETE FROM item_tags WHERE item_rowid = ?1")?;
         let mut del_fts = tx.prepare_cached("DELETE FROM items_fts WHERE rowid = ?1")?;
-        let mut writer = Writer::new(&tx, true)?;
-        // Full-text rows to delete, and to (re)insert.
+        let mut last_seq = tx.prepare_cached("SELECT max(rowid) FROM items WHERE rowid >= ?1 AND rowid < ?2")?;
+        let mut writer = Writer::new(&tx)?;
+        // Relational rows first, full-text rows after (see `Writer`).
         let mut fts_gone: Vec<i64> = Vec::new();
-        let mut fts_new: Vec<(i64, &IndexDoc)> = Vec::new();
-        for path in removals {
-            if let Some(rowid) = find.query_row([path], |r| r.get::<_, i64>(0)).optional()? {
+        let mut fts_new: Vec<(i64, &IndexDoc)> = Vec::with_capacity(upserts.len());
+        let mut forget = |path: &str| -> rusqlite::Result<Option<i64>> {
+            let rowid = find.query_row([path], |r| r.get::<_, i64>(0)).optional()?;
+            if let Some(rowid) = rowid {
                 del_tags.execute([rowid])?;
                 del_item.execute([rowid])?;
                 fts_gone.push(rowid);
             }
+            Ok(rowid)
+        };
+        for path in removals {
+            forget(path)?;
         }
         for doc in upserts {
-            if let Some(rowid) = find.query_row([&doc.item.path], |r| r.get::<_, i64>(0)).optional()? {
-                del_tags.execute([rowid])?;
-                fts_gone.push(rowid);
-            }
-            let rowid = writer.write_item(doc)?;
+            let old = forget(&doc.item.path)?;
+            let bucket = name_bucket(&doc.item.name);
+            let rowid = match old {
+                Some(rowid) if name_tokens_of(rowid) == bucket => rowid,
+                _ => {
+                    let lo = bucket << SEQ_BITS;
+                    let max: Option<i64> = last_seq.query_row([lo, (bucket + 1) << SEQ_BITS], |r| r.get(0))?;
+                    max.map_or(lo + 1, |m| m + 1)
+                }
+            };
+            writer.write_item(rowid, doc)?;
             fts_new.push((rowid, doc));
         }
         fts_gone.sort_unstable();
@@ -158,14 +191,8 @@ pub(crate) fn apply(conn: &mut Connection, upserts: &[IndexDoc], removals: &[Str
         for rowid in fts_gone {
             del_fts.execute([rowid])?;
         }
-        // A path given twice: its row was updated in place, only the last doc counts.
-        let mut last: std::collections::HashMap<i64, &IndexDoc> = std::collections::HashMap::new();
+        fts_new.sort_unstable_by_key(|(rowid, _)| *rowid);
         for (rowid, doc) in fts_new {
-            last.insert(rowid, doc);
-        }
-        let mut last: Vec<(i64, &IndexDoc)> = last.into_iter().collect();
-        last.sort_unstable_by_key(|(rowid, _)| *rowid);
-        for (rowid, doc) in last {
             writer.write_fts(rowid, doc)?;
         }
     }
@@ -173,50 +200,54 @@ pub(crate) fn apply(conn: &mut Connection, upserts: &[IndexDoc], removals: &[Str
 }
 
 pub(crate) fn rebuild(conn: &mut Connection, docs: &[IndexDoc]) -> rusqlite::Result<()> {
-    // Insert in path order (the unique path index then only appends), the last doc of
-    // a duplicated path winning.
-    let mut order: Vec<usize> = (0..docs.len()).collect();
-    order.sort_by(|a, b| docs[*a].item.path.cmp(&docs[*b].item.path));
-    order = order
+    // Path order (the unique path index then only appends); rowids per name bucket.
+    let mut docs = last_per_path(docs);
+    docs.sort_unstable_by(|a, b| a.item.path.cmp(&b.item.path));
+    let mut next_seq: HashMap<i64, i64> = HashMap::new();
+    let rowids: Vec<i64> = docs
         .iter()
-        .enumerate()
-        .filter(|(n, i)| order.get(n + 1).is_none_or(|j| docs[*j].item.path != docs[**i].item.path))
-        .map(|(_, i)| *i)
+        .map(|d| {
+            let bucket = name_bucket(&d.item.name);
+            let seq = next_seq.entry(bucket).or_insert(0);
+            *seq += 1;
+            (bucket << SEQ_BITS) | *seq
+        })
         .collect();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let t0 = std::time::Instant::now();
     // Emptying tables without WHERE takes SQLite's truncate path; recreating the
     // full-text table is much faster than deleting its rows one by one. While loading,
     // FTS5 buffers up to 64 MiB in memory and does not merge segments; one 'optimize'
     // at the end writes the final b-tree.
     tx.execute_batch(&format!(
-        "DELETE FROM items; DELETE FROM item_tags; DROP TABLE IF EXISTS items_fts; {}; {}
+        "PRAGMA cache_size = -65536;
+         DELETE FROM items; DELETE FROM item_tags; DROP TABLE IF EXISTS items_fts;
+         {}; {}
          INSERT INTO items_fts(items_fts, rank) VALUES('hashsize', 67108864);
-         INSERT INTO items_fts(items_fts, rank) VALUES('automerge', 0);
-         PRAGMA cache_size = -65536;",
+         INSERT INTO items_fts(items_fts, rank) VALUES('automerge', 0);",
         schema::FTS_CREATE,
         schema::fts_configure_sql()
     ))?;
-    {
-        let mut writer = Writer::new(&tx, false)?;
-        let mut rowids = Vec::with_capacity(order.len());
-        for &i in &order {
-            rowids.push(writer.write_item(&docs[i])?);
+    let result = (|| {
+        let mut writer = Writer::new(&tx)?;
+        for (doc, &rowid) in docs.iter().zip(&rowids) {
+            writer.write_item(rowid, doc)?;
         }
-        eprintln!("items {:?}", t0.elapsed());
-        for (&i, rowid) in order.iter().zip(rowids) {
-            writer.write_fts(rowid, &docs[i])?;
+        // FTS5 flushes its in-memory index whenever a rowid is not larger than the
+        // previous one: insert in rowid order.
+        let mut by_rowid: Vec<(i64, &IndexDoc)> = rowids.iter().copied().zip(docs.iter().copied()).collect();
+        by_rowid.sort_unstable_by_key(|(rowid, _)| *rowid);
+        for (rowid, doc) in by_rowid {
+            writer.write_fts(rowid, doc)?;
         }
-    }
-    eprintln!("insert {:?}", t0.elapsed());
-    tx.execute_batch("INSERT INTO items_fts(items_fts) VALUES('optimize');
-        INSERT INTO items_fts(items_fts, rank) VALUES('automerge', 4);
-        INSERT INTO items_fts(items_fts, rank) VALUES('hashsize', 8388608);
-        PRAGMA cache_size = -8192;")?;
-    eprintln!("optimize {:?}", t0.elapsed());
-    tx.execute_batch("ANALYZE items; ANALYZE item_tags;")?;
-    eprintln!("analyze {:?}", t0.elapsed());
-    tx.commit()?;
-    eprintln!("commit {:?}", t0.elapsed());
-    Ok(())
+        tx.execute_batch(
+            "INSERT INTO items_fts(items_fts) VALUES('optimize');
+             INSERT INTO items_fts(items_fts, rank) VALUES('automerge', 4);
+             INSERT INTO items_fts(items_fts, rank) VALUES('hashsize', 8388608);
+             ANALYZE items; ANALYZE item_tags;",
+        )
+    })();
+    let restore = tx.execute_batch("PRAGMA cache_size = -8192;");
+    result?;
+    restore?;
+    tx.commit()
 }
