@@ -87,7 +87,9 @@ pub struct TagCount {
 impl Manifest {
     pub fn load(dir: &Path) -> Result<Manifest, String> {
         let p = dir.join(MANIFEST_NAME);
-        let bytes = fs::read(&p).map_err(|e| format!("cannot read {}: {e} (generate a corpus with `bpv-bench corpus` first)", p.display()))?;
+        let bytes = fs::read(&p).map_err(|e| {
+            format!("cannot read {}: {e} (generate a corpus with `bpv-bench corpus` first)", p.display())
+        })?;
         serde_json::from_slice(&bytes).map_err(|e| format!("{} is not a corpus manifest: {e}", p.display()))
     }
 }
@@ -107,7 +109,8 @@ pub const BROKEN_KINDS: &[&str] = &[
 ];
 
 /// Broken kinds whose YAML still parses with a proper `tags` list.
-const BROKEN_KEEPS_TAGS: &[&str] = &["missing_name", "empty_name", "duplicate_node_id", "edge_to_unknown_node", "node_missing_type"];
+const BROKEN_KEEPS_TAGS: &[&str] =
+    &["missing_name", "empty_name", "duplicate_node_id", "edge_to_unknown_node", "node_missing_type"];
 
 /// Cumulative Zipf-like weights over `n` ranks: weight(rank) = 1 / (rank + 1)^s.
 struct Zipf {
@@ -227,8 +230,21 @@ impl Gen {
                 self.pick(rng, HOSTS),
                 self.pick(rng, CHANNELS)
             ),
-            1 => format!("When a {} {} arrives, {} the {} and notify the {} team.", self.word(rng), self.word(rng), self.word(rng), self.word(rng), self.pick(rng, TEAMS)),
-            2 => format!("Runs every {} to {} {} data for {}.", self.word(rng), self.word(rng), self.word(rng), self.pick(rng, AUTHORS)),
+            1 => format!(
+                "When a {} {} arrives, {} the {} and notify the {} team.",
+                self.word(rng),
+                self.word(rng),
+                self.word(rng),
+                self.word(rng),
+                self.pick(rng, TEAMS)
+            ),
+            2 => format!(
+                "Runs every {} to {} {} data for {}.",
+                self.word(rng),
+                self.word(rng),
+                self.word(rng),
+                self.pick(rng, AUTHORS)
+            ),
             _ => {
                 let n = rng.random_range(min..=max);
                 let mut s = String::new();
@@ -387,7 +403,8 @@ pub fn generate(opts: &CorpusOptions) -> Result<Manifest, String> {
         .map(|i| {
             let mut rng = stream_rng(opts.seed, 2 * i as u64 + 1);
             let spec = &specs[i];
-            let planted: Vec<&str> = plants.get(&i).map(|v| v.iter().map(|&w| rare_words[w].as_str()).collect()).unwrap_or_default();
+            let planted: Vec<&str> =
+                plants.get(&i).map(|v| v.iter().map(|&w| rare_words[w].as_str()).collect()).unwrap_or_default();
             let (yaml, meta, tags) = file_contents(&g, &mut rng, spec, broken_kind.get(&i).copied(), &planted);
             let mut mask = common_mask(&yaml);
             let mut bytes = yaml.len() as u64;
@@ -434,7 +451,12 @@ pub fn generate(opts: &CorpusOptions) -> Result<Manifest, String> {
         }
     }
     let tag_list = |counts: &[usize]| {
-        let mut v: Vec<TagCount> = TAGS.iter().zip(counts).filter(|(_, c)| **c > 0).map(|(t, c)| TagCount { tag: t.to_string(), count: *c }).collect();
+        let mut v: Vec<TagCount> = TAGS
+            .iter()
+            .zip(counts)
+            .filter(|(_, c)| **c > 0)
+            .map(|(t, c)| TagCount { tag: t.to_string(), count: *c })
+            .collect();
         v.sort_by(|a, b| b.count.cmp(&a.count).then(a.tag.cmp(&b.tag)));
         v
     };
@@ -455,7 +477,11 @@ pub fn generate(opts: &CorpusOptions) -> Result<Manifest, String> {
         rare_words: rare_words
             .iter()
             .zip(&rare_files)
-            .map(|(w, files)| RareWord { word: w.clone(), files: files.len(), paths: files.iter().map(|&i| rel(i)).collect() })
+            .map(|(w, files)| RareWord {
+                word: w.clone(),
+                files: files.len(),
+                paths: files.iter().map(|&i| rel(i)).collect(),
+            })
             .collect(),
         common_words: COMMON_QUERY_WORDS
             .iter()
@@ -517,22 +543,26 @@ fn file_spec(g: &Gen, rng: &mut ChaCha8Rng) -> FileSpec {
     } else if root < 0.85 {
         parts.push("Blueprints/shared".into());
         for d in 0..depth {
-            parts.push(match d {
-                0 => g.folder(rng, TEAMS),
-                1 => g.folder(rng, PROJECTS),
-                2 => g.folder(rng, TOPICS),
-                _ => ["archive", "v2", "drafts", "old"][rng.random_range(0..4)],
-            }
-            .to_string());
+            parts.push(
+                match d {
+                    0 => g.folder(rng, TEAMS),
+                    1 => g.folder(rng, PROJECTS),
+                    2 => g.folder(rng, TOPICS),
+                    _ => ["archive", "v2", "drafts", "old"][rng.random_range(0..4)],
+                }
+                .to_string(),
+            );
         }
     } else {
         parts.push("Templates".into());
         for d in 0..depth {
-            parts.push(match d {
-                0 => g.folder(rng, TEMPLATE_CATEGORIES),
-                _ => g.folder(rng, TOPICS),
-            }
-            .to_string());
+            parts.push(
+                match d {
+                    0 => g.folder(rng, TEMPLATE_CATEGORIES),
+                    _ => g.folder(rng, TOPICS),
+                }
+                .to_string(),
+            );
         }
     }
     // Avoid a folder path repeating a segment twice in a row ("ai/ai").
@@ -562,7 +592,11 @@ fn file_spec(g: &Gen, rng: &mut ChaCha8Rng) -> FileSpec {
         let subject = g.pick(rng, NAME_SUBJECTS);
         let action = g.pick(rng, NAME_ACTIONS);
         let suffix = g.pick(rng, NAME_SUFFIXES);
-        let mut name = if prefix.is_empty() { format!("{subject} {action}{suffix}") } else { format!("{prefix} {subject} {action}{suffix}") };
+        let mut name = if prefix.is_empty() {
+            format!("{subject} {action}{suffix}")
+        } else {
+            format!("{prefix} {subject} {action}{suffix}")
+        };
         if let Some(f) = name.chars().next() {
             let up: String = f.to_uppercase().collect();
             name.replace_range(..f.len_utf8(), &up);
@@ -671,7 +705,17 @@ fn node_params(g: &Gen, rng: &mut ChaCha8Rng, ty: &str) -> Vec<(String, Y)> {
             }
             let mut v = vec![
                 ("method", Y::s(["GET", "POST", "PUT", "PATCH"][rng.random_range(0..4)])),
-                ("url", Y::s(format!("https://{host}/v{}/{}/{}?limit={}&status={}", rng.random_range(1..4), w(rng), w(rng), rng.random_range(10..500), w(rng)))),
+                (
+                    "url",
+                    Y::s(format!(
+                        "https://{host}/v{}/{}/{}?limit={}&status={}",
+                        rng.random_range(1..4),
+                        w(rng),
+                        w(rng),
+                        rng.random_range(10..500),
+                        w(rng)
+                    )),
+                ),
                 ("headers", Y::map(headers)),
             ];
             if rng.random_bool(0.5) {
@@ -683,7 +727,10 @@ fn node_params(g: &Gen, rng: &mut ChaCha8Rng, ty: &str) -> Vec<(String, Y)> {
                     ]),
                 ));
             }
-            v.push(("retry", Y::map(vec![("count", Y::Int(rng.random_range(0..6))), ("backoff", Y::s("exponential"))])));
+            v.push((
+                "retry",
+                Y::map(vec![("count", Y::Int(rng.random_range(0..6))), ("backoff", Y::s("exponential"))]),
+            ));
             v
         }
         "llm.prompt" => {
@@ -713,10 +760,22 @@ fn node_params(g: &Gen, rng: &mut ChaCha8Rng, ty: &str) -> Vec<(String, Y)> {
         "filter" => vec![("condition", Y::s(format!("{{{{ item.{} }}}} > {}", w(rng), rng.random_range(0..1000))))],
         "map" => vec![(
             "fields",
-            Y::Map((0..rng.random_range(1..6)).map(|k| (format!("{}_{k}", w(rng)), Y::s(format!("{{{{ item.{} }}}}", w(rng))))).collect()),
+            Y::Map(
+                (0..rng.random_range(1..6))
+                    .map(|k| (format!("{}_{k}", w(rng)), Y::s(format!("{{{{ item.{} }}}}", w(rng)))))
+                    .collect(),
+            ),
         )],
         "schedule" => vec![
-            ("cron", Y::s(format!("{} {} * * {}", rng.random_range(0..60), rng.random_range(0..24), ["*", "1-5", "1", "5"][rng.random_range(0..4)]))),
+            (
+                "cron",
+                Y::s(format!(
+                    "{} {} * * {}",
+                    rng.random_range(0..60),
+                    rng.random_range(0..24),
+                    ["*", "1-5", "1", "5"][rng.random_range(0..4)]
+                )),
+            ),
             ("timezone", Y::s(TIMEZONES[rng.random_range(0..TIMEZONES.len())])),
         ],
         "webhook.trigger" => vec![
@@ -727,11 +786,27 @@ fn node_params(g: &Gen, rng: &mut ChaCha8Rng, ty: &str) -> Vec<(String, Y)> {
         "email.send" => vec![
             ("to", Y::s(format!("{}@example.com", w(rng)))),
             ("subject", Y::s(g.sentence(rng, 3, 7))),
-            ("body", Y::Block({ let k = rng.random_range(1..4); g.text(rng, k) })),
+            (
+                "body",
+                Y::Block({
+                    let k = rng.random_range(1..4);
+                    g.text(rng, k)
+                }),
+            ),
         ],
         "db.query" => vec![
             ("connection", Y::s(format!("postgres-{}", w(rng)))),
-            ("sql", Y::Block(format!("SELECT id, {}, {}\nFROM {}\nWHERE {} = $1\nLIMIT {}", w(rng), w(rng), w(rng), w(rng), rng.random_range(10..1000)))),
+            (
+                "sql",
+                Y::Block(format!(
+                    "SELECT id, {}, {}\nFROM {}\nWHERE {} = $1\nLIMIT {}",
+                    w(rng),
+                    w(rng),
+                    w(rng),
+                    w(rng),
+                    rng.random_range(10..1000)
+                )),
+            ),
         ],
         "code.js" => vec![(
             "code",
@@ -745,7 +820,10 @@ fn node_params(g: &Gen, rng: &mut ChaCha8Rng, ty: &str) -> Vec<(String, Y)> {
         "sheets.append" => vec![
             ("spreadsheet_id", Y::s(format!("{:x}", rng.random::<u64>()))),
             ("range", Y::s(format!("{}!A:F", w(rng)))),
-            ("values", Y::List((0..rng.random_range(1..5)).map(|_| Y::s(format!("{{{{ item.{} }}}}", w(rng)))).collect())),
+            (
+                "values",
+                Y::List((0..rng.random_range(1..5)).map(|_| Y::s(format!("{{{{ item.{} }}}}", w(rng)))).collect()),
+            ),
         ],
         "if" => vec![("expression", Y::s(format!("{{{{ item.{} == '{}' }}}}", w(rng), w(rng))))],
         "merge" => vec![("mode", Y::s(["append", "zip", "by_key"][rng.random_range(0..3)]))],
@@ -754,21 +832,32 @@ fn node_params(g: &Gen, rng: &mut ChaCha8Rng, ty: &str) -> Vec<(String, Y)> {
             "mapping",
             Y::map(vec![
                 ("title", Y::s(format!("{{{{ item.{} }}}}", w(rng)))),
-                ("meta", Y::map(vec![("source", Y::s(g.word(rng).to_string())), ("label", Y::s(g.sentence(rng, 2, 5)))])),
+                (
+                    "meta",
+                    Y::map(vec![("source", Y::s(g.word(rng).to_string())), ("label", Y::s(g.sentence(rng, 2, 5)))]),
+                ),
             ]),
         )],
         "notion.create_page" => vec![
             ("database", Y::s(format!("{:x}", rng.random::<u64>()))),
             ("title", Y::s(g.sentence(rng, 3, 7))),
-            ("properties", Y::map(vec![("Status", Y::s(g.word(rng).to_string())), ("Owner", Y::s(g.pick(rng, AUTHORS)))])),
+            (
+                "properties",
+                Y::map(vec![("Status", Y::s(g.word(rng).to_string())), ("Owner", Y::s(g.pick(rng, AUTHORS)))]),
+            ),
         ],
         "github.issue" => vec![
             ("repo", Y::s(format!("acme/{}", w(rng)))),
             ("title", Y::s(g.sentence(rng, 3, 8))),
             ("labels", Y::List((0..rng.random_range(0..3)).map(|_| Y::s(w(rng))).collect())),
         ],
-        "openai.embed" => vec![("model", Y::s("text-embedding-3-small")), ("input", Y::s(format!("{{{{ item.{} }}}}", w(rng))))],
-        "s3.upload" => vec![("bucket", Y::s(format!("acme-{}", w(rng)))), ("key", Y::s(format!("exports/{}/{{{{ date }}}}.json", w(rng))))],
+        "openai.embed" => {
+            vec![("model", Y::s("text-embedding-3-small")), ("input", Y::s(format!("{{{{ item.{} }}}}", w(rng))))]
+        }
+        "s3.upload" => vec![
+            ("bucket", Y::s(format!("acme-{}", w(rng)))),
+            ("key", Y::s(format!("exports/{}/{{{{ date }}}}.json", w(rng)))),
+        ],
         _ => vec![
             ("project", Y::s(w(rng).to_uppercase())),
             ("summary", Y::s(g.sentence(rng, 4, 10))),
@@ -782,7 +871,13 @@ fn node_params(g: &Gen, rng: &mut ChaCha8Rng, ty: &str) -> Vec<(String, Y)> {
 }
 
 /// Build one file: (YAML text, companion JSON, tags of a valid file).
-fn file_contents(g: &Gen, rng: &mut ChaCha8Rng, spec: &FileSpec, broken: Option<&str>, planted: &[&str]) -> (String, Option<String>, Vec<usize>) {
+fn file_contents(
+    g: &Gen,
+    rng: &mut ChaCha8Rng,
+    spec: &FileSpec,
+    broken: Option<&str>,
+    planted: &[&str],
+) -> (String, Option<String>, Vec<usize>) {
     // Nodes.
     let n_nodes = 2 + (28.0 * rng.random::<f64>().powi(2)) as usize;
     let mut nodes: Vec<Node> = Vec::with_capacity(n_nodes);
@@ -801,7 +896,13 @@ fn file_contents(g: &Gen, rng: &mut ChaCha8Rng, spec: &FileSpec, broken: Option<
             s += 1;
         }
         let params = node_params(g, rng, ty);
-        nodes.push(Node { id, ty, x: 100 + 220 * k as i64 + rng.random_range(-30..30), y: 100 + 140 * rng.random_range(0..3), params });
+        nodes.push(Node {
+            id,
+            ty,
+            x: 100 + 220 * k as i64 + rng.random_range(-30..30),
+            y: 100 + 140 * rng.random_range(0..3),
+            params,
+        });
     }
     let mut edges: Vec<(usize, usize)> = Vec::new();
     for k in 1..n_nodes {
@@ -837,10 +938,19 @@ fn file_contents(g: &Gen, rng: &mut ChaCha8Rng, spec: &FileSpec, broken: Option<
             1 => ("comment", Y::s(format!("Keep in sync with the {word} {} flow.", g.word(rng)))),
             2 => (
                 "advanced",
-                Y::map(vec![("fallback", Y::map(vec![("hint", Y::s(format!("{} {word} {}", g.sentence(rng, 2, 4), g.word(rng))))]))]),
+                Y::map(vec![(
+                    "fallback",
+                    Y::map(vec![("hint", Y::s(format!("{} {word} {}", g.sentence(rng, 2, 4), g.word(rng))))]),
+                )]),
             ),
-            3 => ("callback_url", Y::s(format!("https://{}/v2/{word}/events?source={}", g.pick(rng, HOSTS), ident(g.word(rng))))),
-            _ => ("extra_headers", Y::map(vec![("X-Trace-Context", Y::s(format!("{word}-{}", rng.random_range(1000..9999))))])),
+            3 => (
+                "callback_url",
+                Y::s(format!("https://{}/v2/{word}/events?source={}", g.pick(rng, HOSTS), ident(g.word(rng)))),
+            ),
+            _ => (
+                "extra_headers",
+                Y::map(vec![("X-Trace-Context", Y::s(format!("{word}-{}", rng.random_range(1000..9999))))]),
+            ),
         };
         if nodes[node].params.iter().any(|(k, _)| k == key) {
             description.push_str(&format!(" See {word}."));
@@ -891,7 +1001,10 @@ fn file_contents(g: &Gen, rng: &mut ChaCha8Rng, spec: &FileSpec, broken: Option<
     if rng.random_bool(0.1) {
         doc.push((
             "settings".into(),
-            Y::map(vec![("timezone", Y::s(TIMEZONES[rng.random_range(0..TIMEZONES.len())])), ("error_workflow", Y::s(format!("{}-errors", ident(g.word(rng)))))]),
+            Y::map(vec![
+                ("timezone", Y::s(TIMEZONES[rng.random_range(0..TIMEZONES.len())])),
+                ("error_workflow", Y::s(format!("{}-errors", ident(g.word(rng))))),
+            ]),
         ));
     }
     let dup = broken == Some("duplicate_node_id");
@@ -920,7 +1033,8 @@ fn file_contents(g: &Gen, rng: &mut ChaCha8Rng, spec: &FileSpec, broken: Option<
         .map(|&(a, b)| Y::map(vec![("from", Y::s(nodes[a].id.clone())), ("to", Y::s(nodes[b].id.clone()))]))
         .collect();
     if broken == Some("edge_to_unknown_node") {
-        edge_list.push(Y::map(vec![("from", Y::s(nodes[0].id.clone())), ("to", Y::s("ghost_node_that_does_not_exist"))]));
+        edge_list
+            .push(Y::map(vec![("from", Y::s(nodes[0].id.clone())), ("to", Y::s("ghost_node_that_does_not_exist"))]));
     }
     doc.push(("edges".into(), Y::List(edge_list)));
 
@@ -948,7 +1062,12 @@ fn file_contents(g: &Gen, rng: &mut ChaCha8Rng, spec: &FileSpec, broken: Option<
         let mut m = serde_json::Map::new();
         m.insert("id".into(), serde_json::Value::String(if rng.random_bool(0.9) { id } else { uuid(rng) }));
         m.insert("author".into(), serde_json::Value::String(g.pick(rng, AUTHORS).to_string()));
-        m.insert("tags".into(), serde_json::Value::Array(meta_tags.iter().map(|&t| serde_json::Value::String(TAGS[t].to_string())).collect()));
+        m.insert(
+            "tags".into(),
+            serde_json::Value::Array(
+                meta_tags.iter().map(|&t| serde_json::Value::String(TAGS[t].to_string())).collect(),
+            ),
+        );
         if rng.random_bool(0.5) {
             m.insert("description".into(), serde_json::Value::String(g.sentence(rng, 5, 12)));
         }
@@ -1102,10 +1221,14 @@ mod tests {
         assert_eq!(blueprints, 1500);
         assert_eq!(companions, m.companions);
         // Rare words occur in exactly the recorded files (a substring search, like rg -l -i).
-        let lowered: Vec<(String, String)> =
-            tree(&lib).into_iter().filter(|(p, _)| p != MANIFEST_NAME).map(|(p, b)| (p, String::from_utf8_lossy(&b).to_lowercase())).collect();
+        let lowered: Vec<(String, String)> = tree(&lib)
+            .into_iter()
+            .filter(|(p, _)| p != MANIFEST_NAME)
+            .map(|(p, b)| (p, String::from_utf8_lossy(&b).to_lowercase()))
+            .collect();
         for rw in &m.rare_words {
-            let hits: Vec<String> = lowered.iter().filter(|(_, t)| t.contains(&rw.word)).map(|(p, _)| p.clone()).collect();
+            let hits: Vec<String> =
+                lowered.iter().filter(|(_, t)| t.contains(&rw.word)).map(|(p, _)| p.clone()).collect();
             let mut want = rw.paths.clone();
             want.sort();
             assert_eq!(hits, want, "rare word {}", rw.word);

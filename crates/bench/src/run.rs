@@ -13,8 +13,8 @@ use bpv_engine::index::{ListQuery, SearchQuery, Sort};
 use bpv_engine::library::{BlueprintSave, Library, OpenOptions};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rayon::prelude::*;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -85,7 +85,13 @@ fn verdict_latency(s: &Summary, goal_ms: f64) -> String {
 }
 
 fn fmt_ms(v: f64) -> String {
-    if v < 1.0 { format!("{:.3} ms", v) } else if v < 100.0 { format!("{:.2} ms", v) } else { format!("{:.0} ms", v) }
+    if v < 1.0 {
+        format!("{:.3} ms", v)
+    } else if v < 100.0 {
+        format!("{:.2} ms", v)
+    } else {
+        format!("{:.0} ms", v)
+    }
 }
 
 fn p50_p99(s: &Summary) -> String {
@@ -139,9 +145,14 @@ fn measure_rss(cmd: &Command) -> Result<(f64, f64), String> {
         }
     }
     let out = helper.stdin(Stdio::null()).output().map_err(|e| format!("maxrss helper: {e}"))?;
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("maxrss helper output: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("maxrss helper output: {e}: {}", String::from_utf8_lossy(&out.stderr)))?;
     if v["success"] != json!(true) {
-        return Err(format!("{:?} failed under the maxrss helper: {}", cmd, String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{:?} failed under the maxrss helper: {}",
+            cmd,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok((v["maxrss_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0, v["millis"].as_f64().unwrap_or(f64::NAN)))
 }
@@ -160,7 +171,9 @@ fn cpu_seconds() -> f64 {
 }
 
 fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 pub fn machine_info(path: &Path) -> Value {
@@ -173,7 +186,11 @@ pub fn machine_info(path: &Path) -> Value {
         .unwrap_or_else(|| "unknown".into());
     let mem_total = fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
         .and_then(|kb| kb.parse::<u64>().ok())
         .map(|kb| kb / 1024);
     json!({
@@ -346,7 +363,10 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     if !bpv.is_file() {
         return Err(format!("no bpv binary at {} (cargo build --release -p bpv, or pass --bpv)", bpv.display()));
     }
-    let rg_version = Command::new("rg").arg("--version").output().map_err(|e| format!("ripgrep is needed for the baseline (apt-get install -y ripgrep): {e}"))?;
+    let rg_version = Command::new("rg")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("ripgrep is needed for the baseline (apt-get install -y ripgrep): {e}"))?;
     let rg_version = String::from_utf8_lossy(&rg_version.stdout).lines().next().unwrap_or("").to_owned();
 
     let parent = corpus.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -354,13 +374,19 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     let data_dir = match &opts.data_dir {
         Some(d) => {
             if d.exists() && fs::read_dir(d).map_err(|e| format!("{}: {e}", d.display()))?.next().is_some() {
-                return Err(format!("--data-dir {} is not empty; the reindex must start from an empty data dir", d.display()));
+                return Err(format!(
+                    "--data-dir {} is not empty; the reindex must start from an empty data dir",
+                    d.display()
+                ));
             }
             fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
             d.clone()
         }
         None => {
-            let t = tempfile::Builder::new().prefix(".bpv-bench-data-").tempdir_in(&parent).map_err(|e| format!("temp data dir: {e}"))?;
+            let t = tempfile::Builder::new()
+                .prefix(".bpv-bench-data-")
+                .tempdir_in(&parent)
+                .map_err(|e| format!("temp data dir: {e}"))?;
             let p = t.path().to_path_buf();
             _data_guard = t;
             p
@@ -369,14 +395,29 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     let load_start = loadavg();
     let paths = blueprint_paths(&corpus)?;
     if paths.len() != manifest.count {
-        checks.fail(format!("the corpus has {} blueprint files but its manifest says {} (was it modified?)", paths.len(), manifest.count));
+        checks.fail(format!(
+            "the corpus has {} blueprint files but its manifest says {} (was it modified?)",
+            paths.len(),
+            manifest.count
+        ));
     }
     let broken: HashSet<&str> = manifest.broken.iter().map(|b| b.path.as_str()).collect();
     let valid_paths: Vec<&String> = paths.iter().filter(|p| !broken.contains(p.as_str())).collect();
     let n = manifest.count;
-    eprintln!("corpus {} — {} blueprints ({} broken), data dir {}", corpus.display(), n, manifest.broken.len(), data_dir.display());
+    eprintln!(
+        "corpus {} — {} blueprints ({} broken), data dir {}",
+        corpus.display(),
+        n,
+        manifest.broken.len(),
+        data_dir.display()
+    );
 
-    let open_opts = |reconcile: bool| OpenOptions { root: corpus.clone(), data_dir: Some(data_dir.clone()), create: false, reconcile };
+    let open_opts = |reconcile: bool| OpenOptions {
+        root: corpus.clone(),
+        data_dir: Some(data_dir.clone()),
+        create: false,
+        reconcile,
+    };
 
     // 1. Full index build from an empty data dir (Library::open builds it), then an
     //    explicit full reindex (what `bpv reindex` does).
@@ -394,7 +435,11 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
         checks.fail(format!("reindex indexed {} files, the corpus has {n}", report.indexed));
     }
     if report.invalid.len() != manifest.broken.len() {
-        checks.fail(format!("reindex reported {} invalid files, the manifest lists {} broken ones", report.invalid.len(), manifest.broken.len()));
+        checks.fail(format!(
+            "reindex reported {} invalid files, the manifest lists {} broken ones",
+            report.invalid.len(),
+            manifest.broken.len()
+        ));
     }
     let reported: HashSet<&str> = report.invalid.iter().map(|i| i.path.as_str()).collect();
     for b in &manifest.broken {
@@ -444,14 +489,17 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
 
     // 1b. Where reindex time goes: reading every file, and reading + parsing with the
     //     engine's own blueprint analyser, on all cores (rayon), without the index.
-    let (read_ms, read_bytes) = time(|| {
-        paths.par_iter().map(|p| fs::read(corpus.join(p)).map(|b| b.len()).unwrap_or(0)).sum::<usize>()
-    });
+    let (read_ms, read_bytes) =
+        time(|| paths.par_iter().map(|p| fs::read(corpus.join(p)).map(|b| b.len()).unwrap_or(0)).sum::<usize>());
     let cpu0 = cpu_seconds();
     let (parse_ms, parsed_invalid) = time(|| {
         paths
             .par_iter()
-            .filter(|p| fs::read(corpus.join(p.as_str())).map(|b| bpv_engine::blueprint::analyse(&b).error.is_some()).unwrap_or(true))
+            .filter(|p| {
+                fs::read(corpus.join(p.as_str()))
+                    .map(|b| bpv_engine::blueprint::analyse(&b).error.is_some())
+                    .unwrap_or(true)
+            })
             .count()
     });
     let parse_cpu = cpu_seconds() - cpu0;
@@ -464,7 +512,12 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     rows.push(Row {
         metric: "Reindex part: read every blueprint".into(),
         goal: "—".into(),
-        measured: format!("{:.0} files/s ({:.2} s, {:.0} MB)", n as f64 / (read_ms / 1e3), read_ms / 1e3, read_bytes as f64 / 1e6),
+        measured: format!(
+            "{:.0} files/s ({:.2} s, {:.0} MB)",
+            n as f64 / (read_ms / 1e3),
+            read_ms / 1e3,
+            read_bytes as f64 / 1e6
+        ),
         verdict: String::new(),
         command: "fs::read, rayon".into(),
     });
@@ -499,7 +552,11 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     let mut procs = Timed::new();
     let bpv_cmd = |lib_dir: &Path| {
         let mut c = Command::new(&bpv);
-        c.arg("--library").arg(lib_dir).args(["--json", "list", "--limit", "50"]).env("BPV_DATA_DIR", &data_dir).stdin(Stdio::null());
+        c.arg("--library")
+            .arg(lib_dir)
+            .args(["--json", "list", "--limit", "50"])
+            .env("BPV_DATA_DIR", &data_dir)
+            .stdin(Stdio::null());
         c
     };
     for i in 0..=opts.process_runs {
@@ -529,7 +586,11 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     rows.push(Row {
         metric: "Full reindex, `bpv reindex` process".into(),
         goal: "≥ 15,000 files/s".into(),
-        measured: format!("{:.0} files/s ({:.2} s wall, open + reconcile + rebuild)", n as f64 / (reindex_proc_ms / 1e3), reindex_proc_ms / 1e3),
+        measured: format!(
+            "{:.0} files/s ({:.2} s wall, open + reconcile + rebuild)",
+            n as f64 / (reindex_proc_ms / 1e3),
+            reindex_proc_ms / 1e3
+        ),
         verdict: verdict_max(15_000.0, n as f64 / (reindex_proc_ms / 1e3)),
         command: "bpv --library DIR --json reindex".into(),
     });
@@ -598,31 +659,67 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
         let (t, r) = time(|| lib.list(&first_page));
         eng("list", r)?;
         list_first.push(t);
-        let q = ListQuery { sort: Sort::Name, offset: rng.random_range(0..n.saturating_sub(50).max(1)), limit: 50, ..Default::default() };
+        let q = ListQuery {
+            sort: Sort::Name,
+            offset: rng.random_range(0..n.saturating_sub(50).max(1)),
+            limit: 50,
+            ..Default::default()
+        };
         let (t, r) = time(|| lib.list(&q));
         let page = eng("list", r)?;
         if page.items.len() != 50.min(n) {
             checks.fail(format!("list at offset {} returned {} items", q.offset, page.items.len()));
         }
         list_name.push(t);
-        let q = ListQuery { sort: Sort::Modified, offset: rng.random_range(0..n.saturating_sub(50).max(1)), limit: 50, ..Default::default() };
+        let q = ListQuery {
+            sort: Sort::Modified,
+            offset: rng.random_range(0..n.saturating_sub(50).max(1)),
+            limit: 50,
+            ..Default::default()
+        };
         let (t, r) = time(|| lib.list(&q));
         eng("list", r)?;
         list_modified.push(t);
-        let q = ListQuery { tags: vec![top_tag.clone()], offset: rng.random_range(0..top_tag_count.saturating_sub(50).max(1)), limit: 50, ..Default::default() };
+        let q = ListQuery {
+            tags: vec![top_tag.clone()],
+            offset: rng.random_range(0..top_tag_count.saturating_sub(50).max(1)),
+            limit: 50,
+            ..Default::default()
+        };
         let (t, r) = time(|| lib.list(&q));
         eng("list", r)?;
         list_tag.push(t);
     }
     for (key, label, t, cmd) in [
         ("list_first_page", "First list page (offset 0, by name)", &list_first, "list(limit 50)".to_owned()),
-        ("list_random_page_name", "List page, random offset, by name", &list_name, "list(offset R, limit 50, sort name)".to_owned()),
-        ("list_random_page_modified", "List page, random offset, by modified", &list_modified, "list(offset R, limit 50, sort modified)".to_owned()),
-        ("list_random_page_tag", "List page, random offset, tag filter", &list_tag, format!("list(tag {top_tag}, offset R, limit 50)")),
+        (
+            "list_random_page_name",
+            "List page, random offset, by name",
+            &list_name,
+            "list(offset R, limit 50, sort name)".to_owned(),
+        ),
+        (
+            "list_random_page_modified",
+            "List page, random offset, by modified",
+            &list_modified,
+            "list(offset R, limit 50, sort modified)".to_owned(),
+        ),
+        (
+            "list_random_page_tag",
+            "List page, random offset, tag filter",
+            &list_tag,
+            format!("list(tag {top_tag}, offset R, limit 50)"),
+        ),
     ] {
         let s = t.summary();
         results.insert(key.into(), json!(s));
-        rows.push(Row { metric: format!("{label} ({} queries)", s.n), goal: "p99 ≤ 5 ms".into(), measured: p50_p99(&s), verdict: verdict_max(s.p99_ms, 5.0), command: cmd });
+        rows.push(Row {
+            metric: format!("{label} ({} queries)", s.n),
+            goal: "p99 ≤ 5 ms".into(),
+            measured: p50_p99(&s),
+            verdict: verdict_max(s.p99_ms, 5.0),
+            command: cmd,
+        });
     }
 
     // 5. Search.
@@ -631,7 +728,8 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     let (mut planted, mut found, mut extra) = (0usize, 0usize, 0usize);
     let mut missed: Vec<String> = Vec::new();
     for rw in &rare {
-        let page = eng("search", lib.search(&SearchQuery { text: rw.word.clone(), limit: 1000, ..Default::default() }))?;
+        let page =
+            eng("search", lib.search(&SearchQuery { text: rw.word.clone(), limit: 1000, ..Default::default() }))?;
         let got: BTreeSet<&str> = page.hits.iter().map(|h| h.item.path.as_str()).collect();
         let want: BTreeSet<&str> = rw.paths.iter().map(|p| p.as_str()).collect();
         planted += want.len();
@@ -647,7 +745,10 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
             missed.iter().take(10).cloned().collect::<Vec<_>>().join("; ")
         ));
     }
-    results.insert("rare_word_recall".into(), json!({"planted": planted, "found": found, "unexpected": extra, "missed": missed}));
+    results.insert(
+        "rare_word_recall".into(),
+        json!({"planted": planted, "found": found, "unexpected": extra, "missed": missed}),
+    );
     rows.push(Row {
         metric: format!("Search recall, {} planted rare words", rare.len()),
         goal: "every planted file found".into(),
@@ -660,7 +761,10 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
         let page = eng("search", lib.search(&SearchQuery { text: cw.word.clone(), limit: 1, ..Default::default() }))?;
         common_totals.push(json!({"word": cw.word, "engine_total": page.total, "manifest_files": cw.files, "manifest_valid_files": cw.valid_files}));
         if page.total < cw.valid_files * 9 / 10 {
-            checks.warn(format!("search {:?} matched {} files; {} valid files contain the word", cw.word, page.total, cw.valid_files));
+            checks.warn(format!(
+                "search {:?} matched {} files; {} valid files contain the word",
+                cw.word, page.total, cw.valid_files
+            ));
         }
     }
     results.insert("common_word_totals".into(), json!(common_totals));
@@ -726,7 +830,8 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
         last = eng("tag counts", r)?;
         tags_t.push(t);
     }
-    let engine_count = |tag: &str| last.iter().find(|t| t.tag.eq_ignore_ascii_case(tag)).map(|t| t.count as usize).unwrap_or(0);
+    let engine_count =
+        |tag: &str| last.iter().find(|t| t.tag.eq_ignore_ascii_case(tag)).map(|t| t.count as usize).unwrap_or(0);
     let differs = |want: &[bpv_bench::corpus::TagCount]| -> Vec<String> {
         want.iter()
             .filter_map(|mt| {
@@ -750,7 +855,10 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     };
     let mismatched = if vs_valid.is_empty() || vs_all.is_empty() { Vec::new() } else { vs_valid };
     let s_tags = tags_t.summary();
-    results.insert("tag_counts".into(), json!({"timing": s_tags, "tags": last.len(), "counts_match": tag_basis, "mismatches": mismatched}));
+    results.insert(
+        "tag_counts".into(),
+        json!({"timing": s_tags, "tags": last.len(), "counts_match": tag_basis, "mismatches": mismatched}),
+    );
     rows.push(Row {
         metric: format!("Tag counts, whole library ({} runs)", s_tags.n),
         goal: "—".into(),
@@ -796,14 +904,18 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
 
     // 8. Durable saves against the raw baseline, interleaved, on the same disk.
     eprintln!("[8/8] durable saves …");
-    let raw_dir = tempfile::Builder::new().prefix(".bpv-bench-raw-").tempdir_in(&parent).map_err(|e| format!("raw baseline dir: {e}"))?;
+    let raw_dir = tempfile::Builder::new()
+        .prefix(".bpv-bench-raw-")
+        .tempdir_in(&parent)
+        .map_err(|e| format!("raw baseline dir: {e}"))?;
     let same_disk = same_device(raw_dir.path(), &corpus);
     if !same_disk {
         checks.warn("the raw baseline folder is not on the library's device".into());
     }
     let save_folder = format!("Blueprints/personal/bpv-bench-saves-{}", std::process::id());
     let distinct = 20usize;
-    let save_paths: Vec<String> = (0..distinct).map(|k| format!("{save_folder}/bench save {k}.blueprint.yaml")).collect();
+    let save_paths: Vec<String> =
+        (0..distinct).map(|k| format!("{save_folder}/bench save {k}.blueprint.yaml")).collect();
     let mut eng_t = Timed::new();
     let mut raw_t = Timed::new();
     let mut payload_bytes = 0usize;
@@ -814,7 +926,8 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
             let k = i % distinct;
             let raw_first = i % 2 == 0;
             let do_raw = |t: &mut Timed| -> Result<(), String> {
-                let (ms_, r) = time(|| raw_durable_write(raw_dir.path(), &format!("bench save {k}.blueprint.yaml"), &bytes));
+                let (ms_, r) =
+                    time(|| raw_durable_write(raw_dir.path(), &format!("bench save {k}.blueprint.yaml"), &bytes));
                 r.map_err(|e| format!("raw write: {e}"))?;
                 t.push(ms_);
                 Ok(())
@@ -845,7 +958,13 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
     rows.push(Row {
         metric: format!("Durable save ({} saves of {} B, {distinct} paths)", s_eng.n, payload_bytes),
         goal: "p50 ≤ 2× raw".into(),
-        measured: format!("{} vs raw {} → {:.2}× (p50), {:.2}× (p99)", p50_p99(&s_eng), p50_p99(&s_raw), save_ratio, s_eng.p99_ms / s_raw.p99_ms),
+        measured: format!(
+            "{} vs raw {} → {:.2}× (p50), {:.2}× (p99)",
+            p50_p99(&s_eng),
+            p50_p99(&s_raw),
+            save_ratio,
+            s_eng.p99_ms / s_raw.p99_ms
+        ),
         verdict: verdict_max(save_ratio, 2.0),
         command: "save_blueprint(path, yaml, default) vs write tmp+fsync+rename+fsync dir".into(),
     });
@@ -923,7 +1042,14 @@ pub fn run(opts: &RunOptions) -> Result<bool, String> {
 pub fn markdown_table(rows: &[Row]) -> String {
     let mut s = String::from("| metric | goal | measured | verdict | command |\n|---|---|---|---|---|\n");
     for r in rows {
-        s.push_str(&format!("| {} | {} | {} | {} | `{}` |\n", r.metric, r.goal, r.measured, r.verdict, r.command.replace('|', "\\|")));
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | `{}` |\n",
+            r.metric,
+            r.goal,
+            r.measured,
+            r.verdict,
+            r.command.replace('|', "\\|")
+        ));
     }
     s
 }

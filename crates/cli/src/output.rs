@@ -16,7 +16,8 @@ pub struct Out {
 
 fn emit_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer(&mut stdout, v).map_err(|e| Error::Io { context: "cannot write output".into(), source: e.into() })?;
+    serde_json::to_writer(&mut stdout, v)
+        .map_err(|e| Error::Io { context: "cannot write output".into(), source: e.into() })?;
     writeln!(stdout).map_err(|e| Error::Io { context: "cannot write output".into(), source: e })
 }
 
@@ -45,7 +46,8 @@ fn folder_of(path: &str) -> &str {
 fn item_line(i: &Item) -> String {
     let marker = if i.valid { " " } else { "!" };
     let tags = if i.tags.is_empty() { String::new() } else { format!("  [{}]", i.tags.join(", ")) };
-    let mut line = format!("{marker} {:<40}  {}{}  {}", i.name, folder_of(&i.path), tags, &i.modified[..10.min(i.modified.len())]);
+    let mut line =
+        format!("{marker} {:<40}  {}{}  {}", i.name, folder_of(&i.path), tags, &i.modified[..10.min(i.modified.len())]);
     if let Some(e) = &i.error {
         line.push_str(&format!("\n    invalid: {e}"));
     }
@@ -129,7 +131,13 @@ impl Out {
                 s.push_str(&format!("  {k}: {v}\n"));
             }
         }
-        s.push_str(&format!("  tags: {}\n  modified: {}\n  size: {}\n  hash: {}\n", i.tags.join(", "), i.modified, i.size, i.hash));
+        s.push_str(&format!(
+            "  tags: {}\n  modified: {}\n  size: {}\n  hash: {}\n",
+            i.tags.join(", "),
+            i.modified,
+            i.size,
+            i.hash
+        ));
         if let Some(e) = &i.error {
             s.push_str(&format!("  invalid: {e}\n"));
         }
@@ -213,7 +221,16 @@ impl Out {
         }
         print(&format!(
             "Library:   {}\nData:      {}\nIndex:     {}\nBlueprints: {} ({} invalid, {} encrypted), {} bytes\nTrash:     {}\nBackend:   {}\nWatcher:   {}",
-            info.library, info.data_dir, info.index, info.stats.items, info.stats.invalid, info.stats.encrypted, info.stats.bytes, info.trash, info.backend, info.watcher.state
+            info.library,
+            info.data_dir,
+            info.index,
+            info.stats.items,
+            info.stats.invalid,
+            info.stats.encrypted,
+            info.stats.bytes,
+            info.trash,
+            info.backend,
+            info.watcher.state
         ))
     }
 }

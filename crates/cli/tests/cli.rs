@@ -37,7 +37,8 @@ impl Env {
     }
 
     fn run_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child =
+            self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         child.wait_with_output().unwrap()
     }
@@ -103,7 +104,9 @@ fn save_show_round_trips_bytes_and_items_have_the_contract_shape() {
 
     let items = env.json(&["list"]);
     let item = &items[0];
-    for field in ["path", "id", "name", "description", "tags", "author", "modified", "size", "hash", "encrypted", "valid"] {
+    for field in
+        ["path", "id", "name", "description", "tags", "author", "modified", "size", "hash", "encrypted", "valid"]
+    {
         assert!(item.get(field).is_some(), "item lacks {field}: {item}");
     }
     assert_eq!(item["name"], "Daily sales digest");
@@ -119,7 +122,13 @@ fn save_show_round_trips_bytes_and_items_have_the_contract_shape() {
 #[test]
 fn refused_keys_exit_non_zero_with_a_json_error_and_write_nothing() {
     let env = Env::new();
-    for bad in ["../escape.blueprint.yaml", "/etc/x.blueprint.yaml", "Blueprints/con.blueprint.yaml", "a//b.blueprint.yaml", "Blueprints/x\u{1}.blueprint.yaml"] {
+    for bad in [
+        "../escape.blueprint.yaml",
+        "/etc/x.blueprint.yaml",
+        "Blueprints/con.blueprint.yaml",
+        "a//b.blueprint.yaml",
+        "Blueprints/x\u{1}.blueprint.yaml",
+    ] {
         let out = env.run_stdin(&["--json", "save", bad], DIGEST.as_bytes());
         assert_eq!(out.status.code(), Some(4), "{bad}");
         let err: Value = serde_json::from_slice(&out.stderr).unwrap();
@@ -139,7 +148,10 @@ fn invalid_blueprints_are_refused_by_save_but_listed_when_found_on_disk() {
     assert_eq!(err["code"], "invalid_blueprint");
     assert!(!env.library.join("Blueprints/personal/bad.blueprint.yaml").exists());
 
-    env.write("Blueprints/personal/broken.blueprint.yaml", "name: Broken\nnodes:\n  - id: a\n    type: x\n  - id: a\n    type: y\n");
+    env.write(
+        "Blueprints/personal/broken.blueprint.yaml",
+        "name: Broken\nnodes:\n  - id: a\n    type: x\n  - id: a\n    type: y\n",
+    );
     env.write("Blueprints/personal/syntax.blueprint.yaml", "name: [unclosed\n");
     env.write("Blueprints/personal/ok.blueprint.yaml", DIGEST);
     let report = env.json(&["reindex"]);
@@ -149,7 +161,8 @@ fn invalid_blueprints_are_refused_by_save_but_listed_when_found_on_disk() {
     assert_eq!(bad_paths, ["Blueprints/personal/broken.blueprint.yaml", "Blueprints/personal/syntax.blueprint.yaml"]);
     assert!(invalid[0]["error"].as_str().unwrap().contains("line"), "{}", invalid[0]["error"]);
     let listed = env.json(&["list"]);
-    let broken = listed.as_array().unwrap().iter().find(|i| i["path"] == "Blueprints/personal/broken.blueprint.yaml").unwrap();
+    let broken =
+        listed.as_array().unwrap().iter().find(|i| i["path"] == "Blueprints/personal/broken.blueprint.yaml").unwrap();
     assert_eq!(broken["valid"], false);
     assert_eq!(broken["name"], "Broken");
     assert!(broken["error"].as_str().is_some());
@@ -235,16 +248,25 @@ fn if_match_detects_outside_changes_and_tags_go_to_the_companion() {
     let saved = env.json(&["save", "Blueprints/personal/a.blueprint.yaml", "--file", &write_tmp(&env, DIGEST)]);
     let hash = saved["hash"].as_str().unwrap().to_owned();
     env.write("Blueprints/personal/a.blueprint.yaml", "name: changed by an editor\n");
-    let out = env.run_stdin(&["--json", "save", "Blueprints/personal/a.blueprint.yaml", "--if-match", &hash], DIGEST.as_bytes());
+    let out = env
+        .run_stdin(&["--json", "save", "Blueprints/personal/a.blueprint.yaml", "--if-match", &hash], DIGEST.as_bytes());
     assert_eq!(out.status.code(), Some(5));
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["code"], "conflict");
-    assert_eq!(fs::read_to_string(env.library.join("Blueprints/personal/a.blueprint.yaml")).unwrap(), "name: changed by an editor\n");
+    assert_eq!(
+        fs::read_to_string(env.library.join("Blueprints/personal/a.blueprint.yaml")).unwrap(),
+        "name: changed by an editor\n"
+    );
 
     let yaml_before = fs::read(env.library.join("Blueprints/personal/a.blueprint.yaml")).unwrap();
-    let out = env.run_stdin(&["--json", "save", "Blueprints/personal/a.blueprint.yaml", "--tag", "ops", "--tag", "daily"], &yaml_before);
+    let out = env.run_stdin(
+        &["--json", "save", "Blueprints/personal/a.blueprint.yaml", "--tag", "ops", "--tag", "daily"],
+        &yaml_before,
+    );
     assert!(out.status.success());
-    let companion: Value = serde_json::from_slice(&fs::read(env.library.join("Blueprints/personal/a.blueprint.meta.json")).unwrap()).unwrap();
+    let companion: Value =
+        serde_json::from_slice(&fs::read(env.library.join("Blueprints/personal/a.blueprint.meta.json")).unwrap())
+            .unwrap();
     assert_eq!(companion["tags"], serde_json::json!(["ops", "daily"]));
     // A tags-only save keeps no version (the content did not change) ...
     assert!(env.json(&["history", "Blueprints/personal/a.blueprint.yaml"]).as_array().unwrap().is_empty());
@@ -299,7 +321,8 @@ fn several_processes_share_one_library_without_lost_updates() {
     assert_eq!(env.json(&["list"]).as_array().unwrap().len(), 8);
 
     // Six editors that all read the same version and save with --if-match: exactly one wins.
-    let hash = env.json(&["show", "--meta", "Blueprints/shared/w0.blueprint.yaml"])["hash"].as_str().unwrap().to_owned();
+    let hash =
+        env.json(&["show", "--meta", "Blueprints/shared/w0.blueprint.yaml"])["hash"].as_str().unwrap().to_owned();
     let editors: Vec<_> = (0..6)
         .map(|e| {
             let mut c = env.cmd(&["--json", "save", "Blueprints/shared/w0.blueprint.yaml", "--if-match", &hash]);
@@ -312,6 +335,7 @@ fn several_processes_share_one_library_without_lost_updates() {
     let codes: Vec<Option<i32>> = editors.into_iter().map(|c| c.wait_with_output().unwrap().status.code()).collect();
     assert_eq!(codes.iter().filter(|c| **c == Some(0)).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == Some(5)).count(), 5, "{codes:?}");
-    let name = env.json(&["show", "--meta", "Blueprints/shared/w0.blueprint.yaml"])["name"].as_str().unwrap().to_owned();
+    let name =
+        env.json(&["show", "--meta", "Blueprints/shared/w0.blueprint.yaml"])["name"].as_str().unwrap().to_owned();
     assert!(name.starts_with("Edit "));
 }

@@ -136,11 +136,8 @@ pub fn remove_if_stale_temp(path: &Path) -> bool {
     if !is_temp_name(name) {
         return false;
     }
-    let pid = name
-        .rsplit(TEMP_MARKER)
-        .next()
-        .and_then(|rest| rest.split('-').next())
-        .and_then(|p| p.parse::<i32>().ok());
+    let pid =
+        name.rsplit(TEMP_MARKER).next().and_then(|rest| rest.split('-').next()).and_then(|p| p.parse::<i32>().ok());
     let old = fs::symlink_metadata(path)
         .and_then(|m| m.modified())
         .ok()

@@ -35,9 +35,7 @@ pub struct Item {
 
 /// Companion metadata path for a blueprint path: `x.blueprint.yaml` → `x.blueprint.meta.json`.
 pub fn companion_path(blueprint_path: &str) -> Option<String> {
-    blueprint_path
-        .strip_suffix(BLUEPRINT_SUFFIX)
-        .map(|stem| format!("{stem}{COMPANION_SUFFIX}"))
+    blueprint_path.strip_suffix(BLUEPRINT_SUFFIX).map(|stem| format!("{stem}{COMPANION_SUFFIX}"))
 }
 
 pub const BLUEPRINT_SUFFIX: &str = ".blueprint.yaml";

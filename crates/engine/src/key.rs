@@ -19,9 +19,9 @@ pub const MAX_SEGMENT_BYTES: usize = 255;
 pub const MAX_DEPTH: usize = 32;
 
 const WINDOWS_RESERVED: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "COM0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7",
-    "COM8", "COM9", "COM¹", "COM²", "COM³", "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5",
-    "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³", "CONIN$", "CONOUT$",
+    "CON", "PRN", "AUX", "NUL", "COM0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "COM¹",
+    "COM²", "COM³", "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²",
+    "LPT³", "CONIN$", "CONOUT$",
 ];
 
 /// Characters Windows refuses in file names (plus `\`, which would be a separator there).
@@ -254,11 +254,39 @@ mod tests {
         let long = "a".repeat(300);
         let deep = vec!["d"; 40].join("/");
         for k in [
-            "", "/etc/passwd", "../x", "a/../b", "a/./b", "a//b", "a/", "C:/x", "c:x",
-            "a\\..\\b", "a\0b", "a\nb", "a\u{7f}", "a\u{85}b", "con", "CON.blueprint.yaml",
-            "Blueprints/Nul.txt", "lpt1", "COM¹.yaml", "trailing.", "trailing ", " leading",
-            ".hidden", "a/.bpv-tmp", "what?", "a*b", "a:b", "a|b", "a\"b", "a<b>",
-            "evil\u{202E}gpj.exe", long.as_str(), deep.as_str(),
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a/./b",
+            "a//b",
+            "a/",
+            "C:/x",
+            "c:x",
+            "a\\..\\b",
+            "a\0b",
+            "a\nb",
+            "a\u{7f}",
+            "a\u{85}b",
+            "con",
+            "CON.blueprint.yaml",
+            "Blueprints/Nul.txt",
+            "lpt1",
+            "COM¹.yaml",
+            "trailing.",
+            "trailing ",
+            " leading",
+            ".hidden",
+            "a/.bpv-tmp",
+            "what?",
+            "a*b",
+            "a:b",
+            "a|b",
+            "a\"b",
+            "a<b>",
+            "evil\u{202E}gpj.exe",
+            long.as_str(),
+            deep.as_str(),
         ] {
             let err = Key::new(k).expect_err(&format!("{k:?} should be refused"));
             assert_eq!(err.code(), "invalid_key", "{k:?}");

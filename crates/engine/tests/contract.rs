@@ -304,7 +304,10 @@ fn contract_search<S: Store>(h: &Harness<S>) {
     }
     if caps.tags {
         let by_tags = |t: &[&str]| StoreQuery { tags: t.iter().map(|x| x.to_string()).collect(), ..Default::default() };
-        assert_eq!(hits(by_tags(&["CRM"])), sorted(vec![h.name("reports/daily-sales"), h.name("reports/weekly-leads")]));
+        assert_eq!(
+            hits(by_tags(&["CRM"])),
+            sorted(vec![h.name("reports/daily-sales"), h.name("reports/weekly-leads")])
+        );
         assert_eq!(hits(by_tags(&["crm", "finance"])), vec![h.name("reports/daily-sales")], "all tags required");
         assert!(hits(by_tags(&["nope"])).is_empty());
         assert_eq!(hits(StoreQuery { text: "leads".into(), tags: vec!["crm".into()], ..Default::default() }).len(), 1);
@@ -528,8 +531,26 @@ fn contract_invalid_keys_refused<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let long = "a".repeat(2000);
     for raw in [
-        "", "/abs", "../x", "a/../b", "a/./b", "a//b", "a/", "C:/x", "a\\b", "a\0b", "a\nb", "con", "nul.txt",
-        ".hidden", "a*b", "a?b", "a:b", "trail.", "evil\u{202E}txt", long.as_str(),
+        "",
+        "/abs",
+        "../x",
+        "a/../b",
+        "a/./b",
+        "a//b",
+        "a/",
+        "C:/x",
+        "a\\b",
+        "a\0b",
+        "a\nb",
+        "con",
+        "nul.txt",
+        ".hidden",
+        "a*b",
+        "a?b",
+        "a:b",
+        "trail.",
+        "evil\u{202E}txt",
+        long.as_str(),
     ] {
         assert_eq!(code(Key::new(raw)), "invalid_key", "{raw:?}");
     }
@@ -671,11 +692,7 @@ fn isolation<S: Store>(inner: Arc<S>) {
     assert_eq!(code(cafe.exists(&k("\u{301}"))), "invalid_key");
     assert_eq!(code(cafe.list("\u{301}", Page::ALL)), "invalid_key");
     assert_eq!(inner.load(&k("caféx")).unwrap().data, b"raw", "café untouched");
-    assert_eq!(
-        code(cafe.batch(&[BatchOp::Delete { key: k("\u{301}x") }])),
-        "invalid_key",
-        "batches are checked too"
-    );
+    assert_eq!(code(cafe.batch(&[BatchOp::Delete { key: k("\u{301}x") }])), "invalid_key", "batches are checked too");
 
     // Deletes, batches and searches stay inside.
     assert_eq!(code(wallet.delete(&k("outside"))), "not_found");
@@ -775,8 +792,12 @@ fn sqlite_reopen_keeps_data() {
     md.insert("theme".into(), Value::String("dark".into()));
     {
         let s = SqliteKvStore::open(&path).unwrap();
-        s.save(&Key::new("ui/theme").unwrap(), b"dark", &SaveOptions { metadata: md.clone(), tags: vec!["ui".into()], ..opts() })
-            .unwrap();
+        s.save(
+            &Key::new("ui/theme").unwrap(),
+            b"dark",
+            &SaveOptions { metadata: md.clone(), tags: vec!["ui".into()], ..opts() },
+        )
+        .unwrap();
         s.save(&Key::new("big").unwrap(), &vec![7u8; 100_000], &SaveOptions { compress: true, ..opts() }).unwrap();
         s.save(&Key::new("gone").unwrap(), b"x", &opts()).unwrap();
         s.delete(&Key::new("gone").unwrap()).unwrap();

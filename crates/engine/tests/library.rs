@@ -52,7 +52,11 @@ fn a_failing_batch_changes_nothing() {
     lib.save_blueprint("Blueprints/personal/keep.blueprint.yaml", &yaml("Keep"), &BlueprintSave::default()).unwrap();
     let before = all(&lib);
     let ops = vec![
-        BatchOp::Put { key: key("Blueprints/personal/new.blueprint.yaml"), data: yaml("New"), options: SaveOptions::default() },
+        BatchOp::Put {
+            key: key("Blueprints/personal/new.blueprint.yaml"),
+            data: yaml("New"),
+            options: SaveOptions::default(),
+        },
         BatchOp::Delete { key: key("Blueprints/personal/keep.blueprint.yaml") },
         BatchOp::Delete { key: key("Blueprints/personal/absent.blueprint.yaml") },
     ];
@@ -67,8 +71,16 @@ fn a_failing_batch_changes_nothing() {
     assert_eq!(names, ["keep.blueprint.yaml"]);
     // An invalid blueprint in a batch is refused before anything is written, too.
     let ops = vec![
-        BatchOp::Put { key: key("Blueprints/personal/n2.blueprint.yaml"), data: yaml("N2"), options: SaveOptions::default() },
-        BatchOp::Put { key: key("Blueprints/personal/bad.blueprint.yaml"), data: b"nodes: []\n".to_vec(), options: SaveOptions::default() },
+        BatchOp::Put {
+            key: key("Blueprints/personal/n2.blueprint.yaml"),
+            data: yaml("N2"),
+            options: SaveOptions::default(),
+        },
+        BatchOp::Put {
+            key: key("Blueprints/personal/bad.blueprint.yaml"),
+            data: b"nodes: []\n".to_vec(),
+            options: SaveOptions::default(),
+        },
     ];
     assert_eq!(lib.batch(&ops).unwrap_err().code(), "invalid_blueprint");
     assert_eq!(all(&lib), before);
@@ -80,8 +92,16 @@ fn a_good_batch_applies_everything() {
     let lib = open(&tmp.path().join("lib"), &tmp.path().join("data"));
     lib.save_blueprint("Blueprints/personal/old.blueprint.yaml", &yaml("Old"), &BlueprintSave::default()).unwrap();
     let ops = vec![
-        BatchOp::Put { key: key("Blueprints/shared/a.blueprint.yaml"), data: yaml("A"), options: SaveOptions { tags: vec!["t1".into()], ..Default::default() } },
-        BatchOp::Put { key: key("Blueprints/shared/b.blueprint.yaml"), data: yaml("B"), options: SaveOptions::default() },
+        BatchOp::Put {
+            key: key("Blueprints/shared/a.blueprint.yaml"),
+            data: yaml("A"),
+            options: SaveOptions { tags: vec!["t1".into()], ..Default::default() },
+        },
+        BatchOp::Put {
+            key: key("Blueprints/shared/b.blueprint.yaml"),
+            data: yaml("B"),
+            options: SaveOptions::default(),
+        },
         BatchOp::Delete { key: key("Blueprints/personal/old.blueprint.yaml") },
     ];
     lib.batch(&ops).unwrap();
@@ -98,8 +118,12 @@ fn reopening_and_reindexing_give_identical_answers() {
     let lib = open(&root, &tmp.path().join("data"));
     for (i, name) in ["Alpha report", "Beta digest", "東京タワー監視", "Café résumé"].iter().enumerate() {
         let path = format!("Blueprints/personal/f{}/n{i}.blueprint.yaml", i % 2);
-        lib.save_blueprint(&path, &yaml(name), &BlueprintSave { tags: Some(vec![format!("t{}", i % 2)]), ..Default::default() })
-            .unwrap();
+        lib.save_blueprint(
+            &path,
+            &yaml(name),
+            &BlueprintSave { tags: Some(vec![format!("t{}", i % 2)]), ..Default::default() },
+        )
+        .unwrap();
     }
     fs::write(root.join("Templates/broken.blueprint.yaml"), "name: [oops\n").unwrap();
     let q = |lib: &Library, text: &str| {
@@ -120,13 +144,20 @@ fn reopening_and_reindexing_give_identical_answers() {
         .collect::<Vec<_>>()
     };
     let lib = open(&root, &tmp.path().join("data"));
-    let before = (all(&lib), q(&lib, "digest"), q(&lib, "東京"), q(&lib, "cafe"), lib.index().tag_counts(None).unwrap().len());
+    let before =
+        (all(&lib), q(&lib, "digest"), q(&lib, "東京"), q(&lib, "cafe"), lib.index().tag_counts(None).unwrap().len());
     assert_eq!(before.1.len(), 1);
     assert_eq!(before.2.len(), 1);
     assert_eq!(before.3.len(), 1);
     drop(lib);
     let fresh = open(&root, &tmp.path().join("data2"));
-    let after = (all(&fresh), q(&fresh, "digest"), q(&fresh, "東京"), q(&fresh, "cafe"), fresh.index().tag_counts(None).unwrap().len());
+    let after = (
+        all(&fresh),
+        q(&fresh, "digest"),
+        q(&fresh, "東京"),
+        q(&fresh, "cafe"),
+        fresh.index().tag_counts(None).unwrap().len(),
+    );
     assert_eq!(before, after);
     assert_eq!(fresh.reindex(None).unwrap().invalid.len(), 1);
 }
@@ -232,15 +263,20 @@ fn the_yaml_description_stays_findable_when_the_companion_overrides_it() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("lib");
     let lib = open(&root, &tmp.path().join("data"));
-    fs::write(root.join("Blueprints/personal/x.blueprint.yaml"), "name: X\ndescription: pomegranate workflow\n").unwrap();
-    fs::write(root.join("Blueprints/personal/x.blueprint.meta.json"), "{\"description\": \"edited in the app\"}").unwrap();
+    fs::write(root.join("Blueprints/personal/x.blueprint.yaml"), "name: X\ndescription: pomegranate workflow\n")
+        .unwrap();
+    fs::write(root.join("Blueprints/personal/x.blueprint.meta.json"), "{\"description\": \"edited in the app\"}")
+        .unwrap();
     lib.reconcile().unwrap();
     let found = |text: &str| {
         lib.search(&SearchQuery { text: text.into(), limit: 10, ..Default::default() }).unwrap().hits.len()
     };
     assert_eq!(found("pomegranate"), 1);
     assert_eq!(found("edited"), 1);
-    assert_eq!(lib.item("Blueprints/personal/x.blueprint.yaml").unwrap().description.as_deref(), Some("edited in the app"));
+    assert_eq!(
+        lib.item("Blueprints/personal/x.blueprint.yaml").unwrap().description.as_deref(),
+        Some("edited in the app")
+    );
 }
 
 #[test]

@@ -36,7 +36,8 @@ const COMMON: &[&str] = &[
 ];
 
 fn vocabulary() -> Vec<String> {
-    let syll = ["ka", "lo", "mi", "ren", "tor", "vex", "sa", "qui", "dan", "pel", "mor", "zu", "ti", "bra", "nel", "gos"];
+    let syll =
+        ["ka", "lo", "mi", "ren", "tor", "vex", "sa", "qui", "dan", "pel", "mor", "zu", "ti", "bra", "nel", "gos"];
     let mut words: Vec<String> = COMMON.iter().map(|s| s.to_string()).collect();
     for a in syll {
         for b in syll {
@@ -76,7 +77,10 @@ fn synthetic_docs(n: usize) -> Vec<IndexDoc> {
             let name = if cjk {
                 format!("東京タワー監視 {}", sentence(&mut rng, &vocab, 1))
             } else {
-                { let k = 2 + rng.below(3); sentence(&mut rng, &vocab, k) }
+                {
+                    let k = 2 + rng.below(3);
+                    sentence(&mut rng, &vocab, k)
+                }
             };
             let mut d = doc(&path, &name);
             let k = 8 + rng.below(12);
@@ -125,9 +129,8 @@ fn measure(label: &str, runs: usize, mut f: impl FnMut() -> usize) {
     }
     wall.sort();
     cpu.sort();
-    let pct = |v: &[Duration], p: f64| {
-        v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1].as_secs_f64() * 1e3
-    };
+    let pct =
+        |v: &[Duration], p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1].as_secs_f64() * 1e3;
     println!(
         "{label:<40} wall p50 {:>7.2} p99 {:>7.2} | cpu p50 {:>7.2} p99 {:>7.2} ms  (total {n})",
         pct(&wall, 0.5),
@@ -155,7 +158,11 @@ fn index_bench_100k() {
         let (took, cpu) = (t.elapsed(), thread_cpu() - c);
         println!("rebuild: {took:?} wall, {cpu:?} cpu ({:.0} docs/s wall)", n as f64 / took.as_secs_f64());
         let wal = std::fs::metadata(format!("{}-wal", path.display())).map(|m| m.len()).unwrap_or(0);
-        println!("index size: {:.1} MB (+ wal {:.1} MB)", std::fs::metadata(&path).unwrap().len() as f64 / 1e6, wal as f64 / 1e6);
+        println!(
+            "index size: {:.1} MB (+ wal {:.1} MB)",
+            std::fs::metadata(&path).unwrap().len() as f64 / 1e6,
+            wal as f64 / 1e6
+        );
         let (t, c) = (Instant::now(), thread_cpu());
         let upd: Vec<IndexDoc> = docs[..100]
             .iter()
@@ -184,14 +191,26 @@ fn index_bench_100k() {
     measure("list: all by name", runs, list(base.clone()));
     measure("list: all by modified", runs, list(ListQuery { sort: Sort::Modified, ..base.clone() }));
     measure("list: all by name, offset 50000", runs, list(ListQuery { offset: 50_000, ..base.clone() }));
-    measure("list: folder 50% by name", runs, list(ListQuery { folder: Some("Blueprints/personal".into()), ..base.clone() }));
+    measure(
+        "list: folder 50% by name",
+        runs,
+        list(ListQuery { folder: Some("Blueprints/personal".into()), ..base.clone() }),
+    );
     measure(
         "list: folder 50% by modified",
         runs,
         list(ListQuery { folder: Some("Blueprints/personal".into()), sort: Sort::Modified, ..base.clone() }),
     );
-    measure("list: folder 0.1% by name", runs, list(ListQuery { folder: Some("Blueprints/shared/f3/g1".into()), ..base.clone() }));
-    measure("list: folder 0.02% by name", runs, list(ListQuery { folder: Some("Templates/t7".into()), ..base.clone() }));
+    measure(
+        "list: folder 0.1% by name",
+        runs,
+        list(ListQuery { folder: Some("Blueprints/shared/f3/g1".into()), ..base.clone() }),
+    );
+    measure(
+        "list: folder 0.02% by name",
+        runs,
+        list(ListQuery { folder: Some("Templates/t7".into()), ..base.clone() }),
+    );
     measure("list: common tag", runs, list(ListQuery { tags: vec!["the".into()], ..base.clone() }));
     measure("list: rare tag", runs, list(ListQuery { tags: vec!["tag55".into()], ..base.clone() }));
     measure("list: author", runs, list(ListQuery { author: Some("author 7".into()), ..base.clone() }));
@@ -202,8 +221,21 @@ fn index_bench_100k() {
         move || ixr.search(&q).unwrap().total
     };
     for text in [
-        "the ", "data ", "the data", "d", "da", "dat", "sales report ", "\"daily sales\"", "kalomi ", "kalo", "zuzuzu ",
-        "東京", "監視", "東京タワー", "nomatchword ",
+        "the ",
+        "data ",
+        "the data",
+        "d",
+        "da",
+        "dat",
+        "sales report ",
+        "\"daily sales\"",
+        "kalomi ",
+        "kalo",
+        "zuzuzu ",
+        "東京",
+        "監視",
+        "東京タワー",
+        "nomatchword ",
     ] {
         measure(&format!("search: {text:?}"), runs, search(text));
     }
@@ -239,8 +271,9 @@ fn index_bench_100k() {
         100
     });
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    for line in status.lines().filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM") || l.starts_with("RssFile") || l.starts_with("RssAnon")) {
+    for line in status.lines().filter(|l| {
+        l.starts_with("VmRSS") || l.starts_with("VmHWM") || l.starts_with("RssFile") || l.starts_with("RssAnon")
+    }) {
         println!("{line}");
     }
 }
-

@@ -207,17 +207,14 @@ impl Index {
             conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)).map_err(db_err)?;
             let small = std::fs::metadata(path).map(|m| m.len() <= QUICK_CHECK_MAX_BYTES).unwrap_or(false);
             if small {
-                let verdict: String =
-                    conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(db_err)?;
+                let verdict: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(db_err)?;
                 if verdict != "ok" {
                     return Err(Error::Corrupt(format!("the index is damaged ({verdict})")));
                 }
             }
             schema::migrate(&mut conn)?;
         }
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(open_flags())
-            .with_init(|c| schema::configure(c));
+        let manager = SqliteConnectionManager::file(path).with_flags(open_flags()).with_init(|c| schema::configure(c));
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(0))

@@ -135,7 +135,8 @@ impl Filters {
         let only_tags = !self.tags.is_empty() && self.clauses.len() == self.tags.len();
         if only_tags {
             let what = if what == "rowid" { "t.item_rowid" } else { what };
-            let more = " AND t.item_rowid IN (SELECT item_rowid FROM item_tags WHERE tag_lc = ?)".repeat(self.tags.len() - 1);
+            let more =
+                " AND t.item_rowid IN (SELECT item_rowid FROM item_tags WHERE tag_lc = ?)".repeat(self.tags.len() - 1);
             return format!("SELECT {what} FROM item_tags t WHERE t.tag_lc = ?{more}");
         }
         let what = if what == "rowid" { "i.rowid" } else { what };
@@ -158,14 +159,20 @@ pub(crate) fn file_states(conn: &Connection) -> rusqlite::Result<HashMap<String,
         let size: i64 = r.get(1)?;
         out.insert(
             r.get::<_, String>(0)?,
-            FileState { size: u64::try_from(size).unwrap_or(0), mtime_ns: r.get(2)?, meta_mtime_ns: r.get(3)?, hash: r.get(4)? },
+            FileState {
+                size: u64::try_from(size).unwrap_or(0),
+                mtime_ns: r.get(2)?,
+                meta_mtime_ns: r.get(3)?,
+                hash: r.get(4)?,
+            },
         );
     }
     Ok(out)
 }
 
 pub(crate) fn list(conn: &Connection, q: &ListQuery) -> rusqlite::Result<ItemPage> {
-    let filters = Filters::new(q.folder.as_deref(), &q.tags, q.author.as_deref(), q.modified_from, q.modified_to, q.valid);
+    let filters =
+        Filters::new(q.folder.as_deref(), &q.tags, q.author.as_deref(), q.modified_from, q.modified_to, q.valid);
     list_filtered(conn, &filters, q.sort, q.offset, q.limit)
 }
 
@@ -338,7 +345,8 @@ pub(crate) fn stats(conn: &Connection) -> rusqlite::Result<IndexStats> {
 }
 
 pub(crate) fn invalid(conn: &Connection) -> rusqlite::Result<Vec<Item>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {ITEM_SELECT} FROM items i WHERE i.valid = 0 ORDER BY i.path"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {ITEM_SELECT} FROM items i WHERE i.valid = 0 ORDER BY i.path"))?;
     stmt.query_map([], item_from_row)?.collect()
 }
 
@@ -347,7 +355,9 @@ pub(crate) fn get_state(conn: &Connection, key: &str) -> rusqlite::Result<Option
 }
 
 pub(crate) fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached("INSERT INTO state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
-        .execute(params![key, value])?;
+    conn.prepare_cached(
+        "INSERT INTO state (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
     Ok(())
 }

@@ -155,7 +155,11 @@ struct DfCount {
     cap: i64,
 }
 
-unsafe extern "C" fn count_row(_api: *const ffi::Fts5ExtensionApi, _fts: *mut ffi::Fts5Context, user: *mut c_void) -> c_int {
+unsafe extern "C" fn count_row(
+    _api: *const ffi::Fts5ExtensionApi,
+    _fts: *mut ffi::Fts5Context,
+    user: *mut c_void,
+) -> c_int {
     // SAFETY: `user` is the `&mut DfCount` passed to `xQueryPhrase` below, alive during
     // the call.
     let count = unsafe { &mut *user.cast::<DfCount>() };
@@ -182,14 +186,9 @@ unsafe fn query_data(
     fts: *mut ffi::Fts5Context,
     prefix_phrase: c_int,
 ) -> Result<*const QueryData, c_int> {
-    let (Some(get_aux), Some(set_aux), Some(row_count), Some(total_size), Some(phrase_count), Some(query_phrase)) = (
-        api.xGetAuxdata,
-        api.xSetAuxdata,
-        api.xRowCount,
-        api.xColumnTotalSize,
-        api.xPhraseCount,
-        api.xQueryPhrase,
-    ) else {
+    let (Some(get_aux), Some(set_aux), Some(row_count), Some(total_size), Some(phrase_count), Some(query_phrase)) =
+        (api.xGetAuxdata, api.xSetAuxdata, api.xRowCount, api.xColumnTotalSize, api.xPhraseCount, api.xQueryPhrase)
+    else {
         return Err(ffi::SQLITE_MISUSE);
     };
     unsafe {
@@ -217,8 +216,7 @@ unsafe fn query_data(
                     continue;
                 }
                 let mut count = DfCount { seen: 0, cap: ((n * DF_CAP_SHARE) as i64).max(1) };
-                let rc =
-                    query_phrase(fts, p as c_int, (&mut count as *mut DfCount).cast::<c_void>(), Some(count_row));
+                let rc = query_phrase(fts, p as c_int, (&mut count as *mut DfCount).cast::<c_void>(), Some(count_row));
                 if rc != ffi::SQLITE_OK {
                     return Err(rc);
                 }

@@ -108,9 +108,7 @@ pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 fn version_of(conn: &Connection) -> rusqlite::Result<i64> {
     let has_table: Option<i64> = conn
-        .query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'", [], |r| {
-            r.get(0)
-        })
+        .query_row("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'", [], |r| r.get(0))
         .optional()?;
     if has_table.is_none() {
         return Ok(0);

@@ -83,9 +83,8 @@ fn index_schema_is_created_and_versioned() {
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     for table in ["items", "item_tags", "items_fts", "state"] {
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_schema WHERE name = ?1", [table], |r| r.get(0))
-            .unwrap();
+        let n: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_schema WHERE name = ?1", [table], |r| r.get(0)).unwrap();
         assert_eq!(n, 1, "{table}");
     }
     // Reopening does not re-apply migrations.
@@ -101,8 +100,7 @@ fn index_rebuild_recreates_the_migrated_fts_schema() {
     let fts_sql = |c: &Connection| -> (String, String) {
         let sql: String =
             c.query_row("SELECT sql FROM sqlite_schema WHERE name = 'items_fts'", [], |r| r.get(0)).unwrap();
-        let rank: String =
-            c.query_row("SELECT v FROM items_fts_config WHERE k = 'rank'", [], |r| r.get(0)).unwrap();
+        let rank: String = c.query_row("SELECT v FROM items_fts_config WHERE k = 'rank'", [], |r| r.get(0)).unwrap();
         (sql.split_whitespace().collect::<Vec<_>>().join(" "), rank)
     };
     let migrated = fts_sql(&conn);
@@ -146,8 +144,9 @@ fn index_damaged_database_is_corrupt() {
     let path = dir.path().join("index.sqlite");
     {
         let ix = Index::open(&path).unwrap();
-        let docs: Vec<IndexDoc> =
-            (0..200).map(|i| with(doc(&format!("f/{i}.blueprint.yaml"), "N"), |d| d.content = "x ".repeat(500))).collect();
+        let docs: Vec<IndexDoc> = (0..200)
+            .map(|i| with(doc(&format!("f/{i}.blueprint.yaml"), "N"), |d| d.content = "x ".repeat(500)))
+            .collect();
         ix.rebuild(&docs).unwrap();
         let conn = Connection::open(&path).unwrap();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
@@ -276,7 +275,10 @@ fn index_list_folder_prefix_is_literal() {
         p.sort();
         p
     };
-    assert_eq!(list("Blueprints/shared"), vec!["Blueprints/shared/a.blueprint.yaml", "Blueprints/shared/deep/b.blueprint.yaml"]);
+    assert_eq!(
+        list("Blueprints/shared"),
+        vec!["Blueprints/shared/a.blueprint.yaml", "Blueprints/shared/deep/b.blueprint.yaml"]
+    );
     assert_eq!(list("Blueprints/shared/"), list("Blueprints/shared"));
     assert_eq!(list("Blueprints/shared/deep"), vec!["Blueprints/shared/deep/b.blueprint.yaml"]);
     assert_eq!(list("Blueprints/100%_x"), vec!["Blueprints/100%_x/e.blueprint.yaml"]);
@@ -317,12 +319,24 @@ fn index_list_sort_paging_and_filters() {
     // Name: case-insensitive, then path.
     assert_eq!(
         l(lq()).0,
-        vec!["f/2.blueprint.yaml", "g/4.blueprint.yaml", "f/1.blueprint.yaml", "f/3.blueprint.yaml", "g/5.blueprint.yaml"]
+        vec![
+            "f/2.blueprint.yaml",
+            "g/4.blueprint.yaml",
+            "f/1.blueprint.yaml",
+            "f/3.blueprint.yaml",
+            "g/5.blueprint.yaml"
+        ]
     );
     // Modified: newest first.
     assert_eq!(
         l(ListQuery { sort: Sort::Modified, ..lq() }).0,
-        vec!["f/3.blueprint.yaml", "g/4.blueprint.yaml", "f/1.blueprint.yaml", "g/5.blueprint.yaml", "f/2.blueprint.yaml"]
+        vec![
+            "f/3.blueprint.yaml",
+            "g/4.blueprint.yaml",
+            "f/1.blueprint.yaml",
+            "g/5.blueprint.yaml",
+            "f/2.blueprint.yaml"
+        ]
     );
     // Paging.
     assert_eq!(
@@ -341,7 +355,8 @@ fn index_list_sort_paging_and_filters() {
     // Author, case-insensitive equality.
     assert_eq!(l(ListQuery { author: Some("ann".into()), ..lq() }).0, vec!["g/4.blueprint.yaml", "f/1.blueprint.yaml"]);
     // Modified range (ms, inclusive).
-    let day = |d: u32| chrono::DateTime::parse_from_rfc3339(&format!("2024-01-0{d}T00:00:00Z")).unwrap().timestamp_millis();
+    let day =
+        |d: u32| chrono::DateTime::parse_from_rfc3339(&format!("2024-01-0{d}T00:00:00Z")).unwrap().timestamp_millis();
     assert_eq!(
         l(ListQuery { modified_from: Some(day(2)), modified_to: Some(day(4)), sort: Sort::Modified, ..lq() }).0,
         vec!["g/4.blueprint.yaml", "f/1.blueprint.yaml", "g/5.blueprint.yaml"]
@@ -362,7 +377,9 @@ fn index_list_sort_paging_and_filters() {
 #[test]
 fn index_tag_counts_and_folders() {
     let (_d, ix) = open_temp();
-    let t = |path: &str, tags: &[&str]| with(doc(path, "n"), |d| d.item.tags = tags.iter().map(|t| t.to_string()).collect());
+    let t = |path: &str, tags: &[&str]| {
+        with(doc(path, "n"), |d| d.item.tags = tags.iter().map(|t| t.to_string()).collect())
+    };
     ix.apply(
         &[
             t("a/x/1.blueprint.yaml", &["crm", "slack"]),
@@ -514,9 +531,42 @@ fn index_search_phrases_and_split_terms() {
 fn index_search_hostile_syntax_never_errors() {
     let (_d, ix) = search_fixture();
     for q in [
-        "AND", "OR", "NOT", "NEAR", "a AND", "NOT sales", "sales OR", "NEAR(sales digest)", "*", "sales*", "^sales",
-        "name:sales", "col:x", "(", ")", "((sales", "\"", "\"\"", "\"sales", "sales\"", "sa\"les", "-sales", "+", "'",
-        "{name}: x", "sales NOT", "\u{200B}", "\0", "\\", "%", "_", "ー", "ั", "a\u{301}", "🙂", "NEAR/2",
+        "AND",
+        "OR",
+        "NOT",
+        "NEAR",
+        "a AND",
+        "NOT sales",
+        "sales OR",
+        "NEAR(sales digest)",
+        "*",
+        "sales*",
+        "^sales",
+        "name:sales",
+        "col:x",
+        "(",
+        ")",
+        "((sales",
+        "\"",
+        "\"\"",
+        "\"sales",
+        "sales\"",
+        "sa\"les",
+        "-sales",
+        "+",
+        "'",
+        "{name}: x",
+        "sales NOT",
+        "\u{200B}",
+        "\0",
+        "\\",
+        "%",
+        "_",
+        "ー",
+        "ั",
+        "a\u{301}",
+        "🙂",
+        "NEAR/2",
     ] {
         let r = ix.search(&sq(q));
         assert!(r.is_ok(), "{q:?}: {r:?}");
@@ -606,9 +656,8 @@ fn index_search_ranks_name_above_content() {
         d.item.description = Some("Sends a friendly reminder every week to each customer".into());
     });
     let tagged = with(doc("tag.blueprint.yaml", "Billing"), |d| d.item.tags = vec!["invoice".into()]);
-    let described = with(doc("desc.blueprint.yaml", "Billing 2"), |d| {
-        d.item.description = Some("an invoice helper".into())
-    });
+    let described =
+        with(doc("desc.blueprint.yaml", "Billing 2"), |d| d.item.description = Some("an invoice helper".into()));
     ix.rebuild(&[heavy, light, named, tagged, described]).unwrap();
     let page = ix.search(&sq("invoice")).unwrap();
     assert_eq!(page.total, 5);
@@ -704,7 +753,8 @@ fn varied_docs() -> Vec<IndexDoc> {
     (0..300)
         .map(|i| {
             let folder = folders[i % folders.len()];
-            let path = if folder.is_empty() { format!("{i}.blueprint.yaml") } else { format!("{folder}/{i}.blueprint.yaml") };
+            let path =
+                if folder.is_empty() { format!("{i}.blueprint.yaml") } else { format!("{folder}/{i}.blueprint.yaml") };
             with(doc(&path, &format!("{} {}", words[i % 7], words[(i / 7) % 7])), |d| {
                 d.item.tags = (0..i % 3).map(|k| tags[(i + k) % tags.len()].to_owned()).collect();
                 d.item.author = if i % 4 == 0 { None } else { Some(["Ann", "ann", "Bob"][i % 3].to_owned()) };
@@ -749,7 +799,9 @@ fn index_list_and_search_match_brute_force() {
                 Sort::Name => want.sort_by(|a, b| {
                     (a.item.name.to_lowercase(), &a.item.path).cmp(&(b.item.name.to_lowercase(), &b.item.path))
                 }),
-                Sort::Modified => want.sort_by(|a, b| b.item.modified.cmp(&a.item.modified).then(a.item.path.cmp(&b.item.path))),
+                Sort::Modified => {
+                    want.sort_by(|a, b| b.item.modified.cmp(&a.item.modified).then(a.item.path.cmp(&b.item.path)))
+                }
             }
             let want: Vec<&str> = want.iter().map(|d| d.item.path.as_str()).collect();
             for (offset, limit) in [(0, 10), (5, 7), (0, 1000)] {
@@ -852,14 +904,18 @@ fn index_search_ranks_shorter_and_leading_names_first() {
     ])
     .unwrap();
     let page = ix.search(&sq("digest")).unwrap();
-    assert_eq!(hit_paths(&page), vec!["short.blueprint.yaml", "lead.blueprint.yaml", "mid.blueprint.yaml", "long.blueprint.yaml"]);
+    assert_eq!(
+        hit_paths(&page),
+        vec!["short.blueprint.yaml", "lead.blueprint.yaml", "mid.blueprint.yaml", "long.blueprint.yaml"]
+    );
 }
 
 #[test]
 fn index_search_idf_prefers_the_rarer_word_in_the_name() {
     let (_d, ix) = open_temp();
-    let mut docs: Vec<IndexDoc> =
-        (0..50).map(|i| with(doc(&format!("f{i}.blueprint.yaml"), "filler"), |d| d.content = "common".into())).collect();
+    let mut docs: Vec<IndexDoc> = (0..50)
+        .map(|i| with(doc(&format!("f{i}.blueprint.yaml"), "filler"), |d| d.content = "common".into()))
+        .collect();
     docs.push(with(doc("rare-in-name.blueprint.yaml", "zebra thing"), |d| d.content = "common".into()));
     docs.push(with(doc("common-in-name.blueprint.yaml", "common thing"), |d| d.content = "zebra".into()));
     ix.rebuild(&docs).unwrap();

@@ -189,12 +189,7 @@ pub(crate) fn parse_query(query: &str) -> Option<ParsedQuery> {
         let prefix = Some(i) == last
             && !ends_with_space
             && (!term.quoted || !term.closed)
-            && term
-                .text
-                .chars()
-                .rev()
-                .find(|c| is_token_char(*c))
-                .is_some_and(|c| !is_unspaced(c));
+            && term.text.chars().rev().find(|c| is_token_char(*c)).is_some_and(|c| !is_unspaced(c));
         let mut part = String::with_capacity(prepared.len() + 4);
         part.push('"');
         part.push_str(&prepared.replace('"', "\"\""));
@@ -219,11 +214,8 @@ pub(crate) fn match_expression(query: &str) -> Option<String> {
 
 /// A snippet as users see it: markers removed, adjacent highlights merged, on one line.
 pub(crate) fn clean_snippet(raw: &str) -> String {
-    let mut s: String = raw
-        .chars()
-        .filter(|c| *c != ZWSP)
-        .map(|c| if c == '\n' || c == '\r' || c == '\t' { ' ' } else { c })
-        .collect();
+    let mut s: String =
+        raw.chars().filter(|c| *c != ZWSP).map(|c| if c == '\n' || c == '\r' || c == '\t' { ' ' } else { c }).collect();
     while s.contains("</mark><mark>") {
         s = s.replace("</mark><mark>", "");
     }
@@ -361,7 +353,9 @@ fn best_window(n_tokens: usize, hits: &[Hit]) -> Option<(usize, usize)> {
 fn render(text: &str, tokens: &[Token], start: usize, hits: &[Hit]) -> String {
     let end = (start + SNIPPET_TOKENS).min(tokens.len());
     let (from, to) = match (tokens.get(start), tokens.get(end.wrapping_sub(1))) {
-        (Some(a), Some(b)) if end > start => (if start == 0 { 0 } else { a.start }, if end == tokens.len() { text.len() } else { b.end }),
+        (Some(a), Some(b)) if end > start => {
+            (if start == 0 { 0 } else { a.start }, if end == tokens.len() { text.len() } else { b.end })
+        }
         _ => (0, text.len()),
     };
     // Byte ranges to mark, clipped to the window, merged.
@@ -481,14 +475,20 @@ mod tests {
         assert_eq!(snip("\"daily sales\"", &cols).unwrap(), "<mark>Daily sales</mark> digest");
         assert_eq!(snip("daily sales", &cols).unwrap(), "<mark>Daily</mark> <mark>sales</mark> digest");
         // The column with most distinct phrases wins.
-        assert_eq!(snip("crm yesterday", &cols).unwrap(), "Summarise the <mark>CRM</mark> deals of <mark>yesterday</mark>");
+        assert_eq!(
+            snip("crm yesterday", &cols).unwrap(),
+            "Summarise the <mark>CRM</mark> deals of <mark>yesterday</mark>"
+        );
         assert_eq!(snip("slack ", &cols).unwrap(), "crm, <mark>slack</mark>");
         // Diacritics and case fold both ways.
         assert_eq!(snip("cafe", &["Café menu", "", "", "", ""]).unwrap(), "<mark>Café</mark> menu");
         assert_eq!(snip("CAFÉ", &["cafe menu", "", "", "", ""]).unwrap(), "<mark>cafe</mark> menu");
         // Unspaced scripts: substrings, one highlight per run.
         assert_eq!(snip("京タ", &["東京タワー監視", "", "", "", ""]).unwrap(), "東<mark>京タ</mark>ワー監視");
-        assert_eq!(snip("東京 監視", &["東京タワー監視", "", "", "", ""]).unwrap(), "<mark>東京</mark>タワー<mark>監視</mark>");
+        assert_eq!(
+            snip("東京 監視", &["東京タワー監視", "", "", "", ""]).unwrap(),
+            "<mark>東京</mark>タワー<mark>監視</mark>"
+        );
         assert_eq!(snip("東京tow", &["東京tower の監視", "", "", "", ""]).unwrap(), "<mark>東京tower</mark> の監視");
         // Nothing to highlight: the start of the description, else the name.
         assert_eq!(snip("zzz", &cols).unwrap(), "Summarise the CRM deals of yesterday");
@@ -520,9 +520,6 @@ mod tests {
 
     #[test]
     fn snippets_are_cleaned() {
-        assert_eq!(
-            clean_snippet("<mark>東</mark>\u{200B}<mark>京</mark>\u{200B}タ\nx"),
-            "<mark>東京</mark>タ x"
-        );
+        assert_eq!(clean_snippet("<mark>東</mark>\u{200B}<mark>京</mark>\u{200B}タ\nx"), "<mark>東京</mark>タ x");
     }
 }

@@ -114,7 +114,9 @@ impl Library {
                         let crel = companion_path(&rel).unwrap_or_default();
                         let cabs = self.root.join(&crel);
                         let mut companion = match read_if_exists(&cabs)? {
-                            Some(b) => blueprint::parse_companion(&b).map_err(|e| Error::Corrupt(format!("{crel}: {e}")))?,
+                            Some(b) => {
+                                blueprint::parse_companion(&b).map_err(|e| Error::Corrupt(format!("{crel}: {e}")))?
+                            }
                             None => Companion::default(),
                         };
                         if !options.tags.is_empty() {
@@ -295,7 +297,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (root, data) = (tmp.path().join("lib"), tmp.path().join("data"));
         let lib = open(&root, &data);
-        lib.save_blueprint("Blueprints/personal/gone.blueprint.yaml", b"name: Gone\n", &BlueprintSave::default()).unwrap();
+        lib.save_blueprint("Blueprints/personal/gone.blueprint.yaml", b"name: Gone\n", &BlueprintSave::default())
+            .unwrap();
         let ops = vec![
             BatchOp::Put {
                 key: Key::new("Blueprints/shared/new.blueprint.yaml").unwrap(),
@@ -341,7 +344,12 @@ mod tests {
         let (mut steps, mut temps, mut trash, mut touched) = (vec![], vec![], vec![], vec![]);
         lib.prepare(&ops, id, &mut steps, &mut temps, &mut trash, &mut touched).unwrap();
         for t in &temps {
-            let name = t.file_name().unwrap().to_str().unwrap().replace(&format!("-{}-batch", std::process::id()), "-2147483632-batch");
+            let name = t
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .replace(&format!("-{}-batch", std::process::id()), "-2147483632-batch");
             fs::rename(t, t.with_file_name(name)).unwrap();
         }
         drop(lib);

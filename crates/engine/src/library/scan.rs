@@ -117,14 +117,11 @@ fn walk_dir(
         let Ok(meta) = entry.metadata() else { continue };
         files.push(WalkedFile { rel: child_rel, size: meta.len(), mtime_ns: fsio::mtime_ns(&meta), is_blueprint });
     }
-    let nested: Vec<Vec<WalkedFile>> = subdirs
-        .par_iter()
-        .map(|(abs, rel)| walk_dir(abs, rel, depth + 1, batch_temp_is_orphan))
-        .collect();
+    let nested: Vec<Vec<WalkedFile>> =
+        subdirs.par_iter().map(|(abs, rel)| walk_dir(abs, rel, depth + 1, batch_temp_is_orphan)).collect();
     files.extend(nested.into_iter().flatten());
     files
 }
-
 
 /// Read one blueprint (and its companion) and describe it for the index. Never
 /// fails for bad content: such files become invalid items with their error.
@@ -217,10 +214,9 @@ pub(crate) fn doc_from(
     };
     // What the YAML says stays findable when the companion overrides it (a
     // description edited in the app must not hide the one the author wrote).
-    for (yaml_value, shown) in [
-        (&analysis.fields.description, &fields.description),
-        (&analysis.fields.author, &fields.author),
-    ] {
+    for (yaml_value, shown) in
+        [(&analysis.fields.description, &fields.description), (&analysis.fields.author, &fields.author)]
+    {
         if let Some(v) = yaml_value.as_ref().filter(|v| Some(*v) != shown.as_ref()) {
             content.push('\n');
             content.push_str(v);

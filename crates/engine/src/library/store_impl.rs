@@ -10,8 +10,7 @@ use crate::index::{ListQuery, SearchQuery, Sort};
 use crate::item::Item;
 use crate::key::{Key, normalise_prefix};
 use crate::store::{
-    BatchOp, Capabilities, Entry, Format, ListPage, Loaded, Page, SaveOptions, SearchHit, Store, StoreInfo,
-    StoreQuery,
+    BatchOp, Capabilities, Entry, Format, ListPage, Loaded, Page, SaveOptions, SearchHit, Store, StoreInfo, StoreQuery,
 };
 
 pub(super) fn library_capabilities() -> Capabilities {

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::{BatchOp, Capabilities, Entry, ListPage, Loaded, Page, SaveOptions, SearchHit, Store, StoreInfo, StoreQuery};
+use super::{
+    BatchOp, Capabilities, Entry, ListPage, Loaded, Page, SaveOptions, SearchHit, Store, StoreInfo, StoreQuery,
+};
 use crate::error::{Error, Result};
 use crate::key::Key;
 
@@ -210,7 +212,9 @@ impl<S: Store> Store for Cached<S> {
         let started = self.begin_write([key.as_str()]);
         let result = self.inner.save(key, data, options);
         let cacheable = match &result {
-            Ok(entry) if entry.key == key.as_str() && data.len() <= self.config.max_bytes => Some((entry.clone(), data)),
+            Ok(entry) if entry.key == key.as_str() && data.len() <= self.config.max_bytes => {
+                Some((entry.clone(), data))
+            }
             _ => None,
         };
         self.end_write(started, [key.as_str()], cacheable);
@@ -372,7 +376,8 @@ mod tests {
     #[test]
     fn entry_expiration_is_honoured_in_cache() {
         let c = Cached::new(MemoryStore::new(), cfg(10, 1000, None));
-        let soon = SaveOptions { expiration: Some(Utc::now() + chrono::Duration::milliseconds(30)), ..Default::default() };
+        let soon =
+            SaveOptions { expiration: Some(Utc::now() + chrono::Duration::milliseconds(30)), ..Default::default() };
         c.save(&k("a"), b"1", &soon).unwrap();
         assert!(c.exists(&k("a")).unwrap());
         std::thread::sleep(Duration::from_millis(40));

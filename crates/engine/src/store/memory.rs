@@ -132,8 +132,8 @@ impl Store for MemoryStore {
     fn info(&self) -> Result<StoreInfo> {
         let map = self.read();
         let now = now_ms();
-        let (entries, bytes) = Self::live_in_prefix(&map, "", now)
-            .fold((0u64, 0u64), |(n, b), r| (n + 1, b.saturating_add(r.entry.size)));
+        let (entries, bytes) =
+            Self::live_in_prefix(&map, "", now).fold((0u64, 0u64), |(n, b), r| (n + 1, b.saturating_add(r.entry.size)));
         Ok(StoreInfo { backend: "memory".into(), location: None, entries, bytes })
     }
 
@@ -254,8 +254,7 @@ pub(crate) fn encode(data: &[u8], compress: bool) -> Result<Vec<u8>> {
     if !compress {
         return Ok(data.to_vec());
     }
-    zstd::bulk::compress(data, ZSTD_LEVEL)
-        .map_err(|source| Error::Io { context: "compressing a value".into(), source })
+    zstd::bulk::compress(data, ZSTD_LEVEL).map_err(|source| Error::Io { context: "compressing a value".into(), source })
 }
 
 /// The logical bytes back from what was stored.
@@ -308,10 +307,8 @@ mod tests {
         assert!(!s.exists(&k("z")).unwrap());
         // A value put already expired is absent to the ops after it.
         let expired = SaveOptions { expiration: Some(Utc::now() - chrono::Duration::seconds(1)), ..Default::default() };
-        let ops = vec![
-            BatchOp::Put { key: k("e"), data: b"4".to_vec(), options: expired },
-            BatchOp::Delete { key: k("e") },
-        ];
+        let ops =
+            vec![BatchOp::Put { key: k("e"), data: b"4".to_vec(), options: expired }, BatchOp::Delete { key: k("e") }];
         assert_eq!(s.batch(&ops).unwrap_err().code(), "not_found");
     }
 

@@ -8,7 +8,9 @@
 //! [`Namespace::strip`]; an entry outside the namespace (a misbehaving inner
 //! store) is dropped, never shown.
 
-use super::{BatchOp, Capabilities, Entry, ListPage, Loaded, Page, SaveOptions, SearchHit, Store, StoreInfo, StoreQuery};
+use super::{
+    BatchOp, Capabilities, Entry, ListPage, Loaded, Page, SaveOptions, SearchHit, Store, StoreInfo, StoreQuery,
+};
 use crate::error::{Error, Result};
 use crate::key::{Key, Namespace};
 
@@ -49,8 +51,9 @@ impl<S: Store> Namespaced<S> {
 
     fn strip_required(&self, entry: Entry) -> Result<Entry> {
         let key = entry.key.clone();
-        self.strip(entry)
-            .ok_or_else(|| Error::Corrupt(format!("the store answered with {key:?}, outside namespace {:?}", self.namespace.as_str())))
+        self.strip(entry).ok_or_else(|| {
+            Error::Corrupt(format!("the store answered with {key:?}, outside namespace {:?}", self.namespace.as_str()))
+        })
     }
 }
 
@@ -88,10 +91,7 @@ impl<S: Store> Store for Namespaced<S> {
             // The inner index decides relevance (it may match content too).
             let inner_query = StoreQuery { prefix, ..query.clone() };
             let hits = self.inner.search(&inner_query)?;
-            return Ok(hits
-                .into_iter()
-                .filter_map(|h| Some(SearchHit { entry: self.strip(h.entry)?, ..h }))
-                .collect());
+            return Ok(hits.into_iter().filter_map(|h| Some(SearchHit { entry: self.strip(h.entry)?, ..h })).collect());
         }
         // Term matching looks at keys: match against the keys as this view shows
         // them, so the namespace's own prefix never makes a term match. Page here.

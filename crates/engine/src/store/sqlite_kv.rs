@@ -82,7 +82,10 @@ impl SqliteKvStore {
     pub fn purge_expired(&self) -> Result<usize> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = tx.execute("DELETE FROM kv WHERE expires_ms IS NOT NULL AND expires_ms <= ?1", [now_ms().timestamp_millis()])?;
+        let n = tx.execute(
+            "DELETE FROM kv WHERE expires_ms IS NOT NULL AND expires_ms <= ?1",
+            [now_ms().timestamp_millis()],
+        )?;
         tx.commit()?;
         Ok(n)
     }
@@ -351,10 +354,9 @@ impl Store for SqliteKvStore {
         let mut conn = self.conn()?;
         // One read transaction: the total and the page come from the same snapshot.
         let tx = conn.transaction()?;
-        let total: i64 = tx.prepare_cached(&format!("SELECT COUNT(*) FROM kv WHERE {IN_RANGE} AND {LIVE}"))?.query_row(
-            rusqlite::named_params! {":lo": lo, ":hi": hi, ":now": now},
-            |r| r.get(0),
-        )?;
+        let total: i64 = tx
+            .prepare_cached(&format!("SELECT COUNT(*) FROM kv WHERE {IN_RANGE} AND {LIVE}"))?
+            .query_row(rusqlite::named_params! {":lo": lo, ":hi": hi, ":now": now}, |r| r.get(0))?;
         let mut entries = Vec::new();
         {
             let sql = format!(
