@@ -76,7 +76,7 @@ fn watcher_figures() {
     o.create = true;
     let t = Instant::now();
     let lib = Arc::new(Library::open(o).unwrap());
-    println!("open + index: {:.1} s", t.elapsed().as_secs_f64());
+    println!("open + index: {:.1} s, RSS {:.0} MiB", t.elapsed().as_secs_f64(), rss_mib());
 
     let (tx, rx) = channel();
     let t = Instant::now();
@@ -86,6 +86,9 @@ fn watcher_figures() {
         }
     })
     .unwrap();
+    // Let the start settle.
+    std::thread::sleep(Duration::from_secs(3));
+    println!("RSS with the watcher running: {:.0} MiB", rss_mib());
     println!(
         "watch start (recursive inotify over the library): {:.0} ms, state {:?}",
         t.elapsed().as_secs_f64() * 1e3,
