@@ -421,3 +421,16 @@ fn changed_since_answers_for_an_open_editor() {
     let c = env.lib.changed_since(A, &item.hash).unwrap();
     assert!(c.changed && c.deleted && c.current_hash.is_none());
 }
+
+#[test]
+fn own_writes_during_a_full_reconcile_are_still_reported_as_self() {
+    let env = Env::new();
+    let w = env.watcher.as_ref().unwrap();
+    for i in 0..5 {
+        let rel = format!("Templates/r{i}.blueprint.yaml");
+        w.rescan("test");
+        env.lib.save_blueprint(&rel, yaml("mine").as_bytes(), &BlueprintSave::default()).unwrap();
+        let evs = env.events_until(has(ChangeKind::Created, &rel));
+        assert!(evs.iter().all(|e| e.origin == Origin::SelfWrite), "{evs:#?}");
+    }
+}

@@ -206,6 +206,9 @@ impl Watcher {
         }
         let shared = Arc::new(Shared { state: Mutex::new(state), backend: Mutex::new(Some(backend)) });
         own::activate(lib.index().path());
+        // Catch up with anything changed between the library's open (which reconciled)
+        // and the watch being in place: nothing may fall into that gap.
+        let _ = tx.send(Msg::Rescan("catching up with changes made before watching started".into()));
         let worker = {
             let shared = Arc::clone(&shared);
             let tx = tx.clone();
@@ -473,10 +476,16 @@ impl Worker {
         }
     }
 
-    fn apply(&mut self, pending: process::Pending) {
-        let result = match pending.rescan.clone() {
-            Some(reason) => process::resync(&self.lib, &mut self.seen)
-                .map(|(events, report)| (events, Some(WatchNotice::Resynced { reason, report }))),
+    fn apply(&mut self, mut pending: process::Pending) {
+        let result = match pending.rescan.take() {
+            // The reconcile finds every difference between the files and the index; the
+            // batch's own paths still go through `process`, which reports the changes the
+            // index already had (own writes, other `bpv` processes) and skips the ones
+            // the reconcile just reported.
+            Some(reason) => process::resync(&self.lib, &mut self.seen).and_then(|(mut events, report)| {
+                events.extend(process::process(&self.lib, pending, &mut self.seen)?);
+                Ok((events, Some(WatchNotice::Resynced { reason, report })))
+            }),
             None => process::process(&self.lib, pending, &mut self.seen).map(|events| (events, None)),
         };
         match result {
