@@ -434,3 +434,22 @@ fn own_writes_during_a_full_reconcile_are_still_reported_as_self() {
         assert!(evs.iter().all(|e| e.origin == Origin::SelfWrite), "{evs:#?}");
     }
 }
+
+#[test]
+fn events_invalidate_a_cache_in_front_of_the_library() {
+    use bpv_engine::Key;
+    use bpv_engine::store::Store;
+    use bpv_engine::store::cached::{CacheConfig, Cached};
+    let env = Env::new();
+    env.write(A, &yaml("old"));
+    env.events_until(has(ChangeKind::Created, A));
+    let cache = Cached::new(Arc::clone(&env.lib), CacheConfig::default());
+    let key = Key::new(A).unwrap();
+    assert_eq!(cache.load(&key).unwrap().data, yaml("old").into_bytes());
+    env.write(A, &yaml("new"));
+    // Until the event arrives the cache may serve the old bytes; the event makes it fresh.
+    for ev in env.events_until(has(ChangeKind::Modified, A)) {
+        ev.invalidate(&cache);
+    }
+    assert_eq!(cache.load(&key).unwrap().data, yaml("new").into_bytes());
+}
