@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use bpv_engine::index::{ListQuery, Sort};
 use bpv_engine::library::Library;
-use bpv_engine::transfer::{ExportOptions, ImportOptions, ImportReport, OnConflict, ProgressEvent};
+use bpv_engine::transfer::export::SECRETS_REFUSED;
+use bpv_engine::transfer::{ExportOptions, ImportOptions, ImportReport, OnConflict, ProgressEvent, SecretWarning};
 use bpv_engine::{Error, Result};
 use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
@@ -159,11 +160,17 @@ fn print_import(r: &ImportReport) -> Result<()> {
     Ok(())
 }
 
+fn print_warnings(warnings: &[SecretWarning]) {
+    for w in warnings {
+        eprintln!("warning: {} line {}: looks like a credential ({}, {})", w.path, w.line, w.kind, w.hint);
+    }
+}
+
 #[derive(Serialize)]
 struct Refused<'a> {
     exported: [&'a str; 0],
     to: String,
-    warnings: &'a [bpv_engine::transfer::SecretWarning],
+    warnings: &'a [SecretWarning],
     refused: bool,
 }
 
@@ -200,24 +207,29 @@ pub fn export(lib: &Library, args: &ExportArgs, json: bool, out: &Out) -> Result
         Some(d) => d.clone(),
         None => lib.root().join("Exports").join(format!("export-{}.zip", chrono::Utc::now().format("%Y%m%d-%H%M%S"))),
     };
-    let warnings = lib.secret_scan(&paths)?;
-    for w in &warnings {
-        eprintln!("warning: {} line {}: looks like a credential ({}, {})", w.path, w.line, w.kind, w.hint);
-    }
-    if !warnings.is_empty() && !args.allow_secrets {
-        if json {
-            emit(&Refused { exported: [], to: dest.display().to_string(), warnings: &warnings, refused: true })?;
-        }
-        return Err(Error::InvalidArgument(format!(
-            "{} possible credential(s) found, nothing exported; move them to the keychain \
-             (reference them as ${{secret:NAME}}) or pass --allow-secrets",
-            warnings.len()
-        )));
-    }
     let bar = progress_bar(out, "exporting");
     let progress = tick(&bar);
-    let opts = ExportOptions { allow_secrets: true, overwrite: args.force, cancel: None };
-    let report = lib.export(&paths, &dest, &opts, Some(&progress))?;
+    let opts = ExportOptions { allow_secrets: args.allow_secrets, overwrite: args.force, cancel: None };
+    let report = match lib.export(&paths, &dest, &opts, Some(&progress)) {
+        Ok(r) => r,
+        Err(Error::InvalidArgument(m)) if m.starts_with(SECRETS_REFUSED) => {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let warnings = lib.secret_scan(&paths)?;
+            print_warnings(&warnings);
+            if json {
+                emit(&Refused { exported: [], to: dest.display().to_string(), warnings: &warnings, refused: true })?;
+            }
+            return Err(Error::InvalidArgument(format!(
+                "{} possible credential(s) found, nothing exported; move them to the keychain \
+                 (reference them as ${{secret:NAME}}) or pass --allow-secrets",
+                warnings.len()
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    print_warnings(&report.warnings);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

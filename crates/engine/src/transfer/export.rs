@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{BundleItem, write_bundle};
@@ -15,6 +16,9 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::item::companion_path;
 use crate::library::Library;
+
+/// How the refusal of an export because of the secret scan starts (an `InvalidArgument`).
+pub const SECRETS_REFUSED: &str = "export refused";
 
 #[derive(Clone, Debug, Default)]
 pub struct ExportOptions {
@@ -76,35 +80,50 @@ impl Library {
         if paths.is_empty() {
             return Err(Error::InvalidArgument("nothing to export: name at least one blueprint".into()));
         }
-        let mut loaded: Vec<Loaded> = Vec::with_capacity(paths.len());
-        let mut warnings = Vec::new();
+        // Resolve and de-duplicate first, then read and scan in parallel (order kept).
+        let mut items = Vec::with_capacity(paths.len());
         let mut seen = std::collections::HashSet::new();
-        for (n, p) in paths.iter().enumerate() {
-            check_cancel(&opts.cancel)?;
+        for p in paths {
             let item = self.item(p)?;
-            if !seen.insert(item.path.clone()) {
-                continue;
+            if seen.insert(item.path.clone()) {
+                items.push(item);
             }
-            let yaml = self.read(&item.path)?;
-            warnings.extend(scan_bytes(&item.path, &yaml));
-            let companion = match companion_path(&item.path) {
-                Some(c) => match fs::read(self.root().join(&c)) {
-                    Ok(bytes) => Some((c, bytes)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(Error::io("cannot read", &self.root().join(&c), e)),
-                },
-                None => None,
-            };
-            loaded.push(Loaded { path: item.path, yaml, companion, id: item.id, name: Some(item.name) });
-            if n.is_multiple_of(64) {
-                report(progress, "reading", n, paths.len());
-            }
+        }
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let total = items.len();
+        let results: Vec<Result<(Loaded, Vec<SecretWarning>)>> = items
+            .into_par_iter()
+            .map(|item| {
+                check_cancel(&opts.cancel)?;
+                let yaml = self.read(&item.path)?;
+                let found = scan_bytes(&item.path, &yaml);
+                let companion = match companion_path(&item.path) {
+                    Some(c) => match fs::read(self.root().join(&c)) {
+                        Ok(bytes) => Some((c, bytes)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(Error::io("cannot read", &self.root().join(&c), e)),
+                    },
+                    None => None,
+                };
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n.is_multiple_of(64) {
+                    report(progress, "reading", n, total);
+                }
+                Ok((Loaded { path: item.path, yaml, companion, id: item.id, name: Some(item.name) }, found))
+            })
+            .collect();
+        let mut loaded: Vec<Loaded> = Vec::with_capacity(results.len());
+        let mut warnings = Vec::new();
+        for r in results {
+            let (l, w) = r?;
+            loaded.push(l);
+            warnings.extend(w);
         }
         if !warnings.is_empty() && !opts.allow_secrets {
             let listed: Vec<String> =
                 warnings.iter().take(5).map(|w| format!("{} line {} ({})", w.path, w.line, w.kind)).collect();
             return Err(Error::InvalidArgument(format!(
-                "{} possible credential(s) found, nothing exported: {}{}; move secrets to the keychain \
+                "{SECRETS_REFUSED}: {} possible credential(s) found, nothing exported: {}{}; move secrets to the keychain \
                  (reference them as ${{secret:NAME}}) or export anyway with --allow-secrets",
                 warnings.len(),
                 listed.join(", "),

@@ -116,7 +116,7 @@ impl Library {
                 self.keep_version(&put.rel, old)?;
             }
             if !dirs.contains(&dir) {
-                fsio::ensure_dir(&dir)?;
+                create_dirs(&dir)?;
                 dirs.insert(dir.clone());
             }
             let short: String = file.chars().take(60).collect();
@@ -134,6 +134,19 @@ impl Library {
         }
         Ok(())
     }
+}
+
+/// New folders for the import. On Linux their entries become durable with the `syncfs`
+/// that precedes the journal (before any file is renamed into them), so no per-folder
+/// fsync is needed; elsewhere each new folder's parent is fsynced.
+#[cfg(target_os = "linux")]
+fn create_dirs(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn create_dirs(dir: &Path) -> Result<()> {
+    fsio::ensure_dir(dir)
 }
 
 fn folded_names(dir: &Path) -> HashMap<String, String> {
