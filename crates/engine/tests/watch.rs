@@ -453,3 +453,28 @@ fn events_invalidate_a_cache_in_front_of_the_library() {
     }
     assert_eq!(cache.load(&key).unwrap().data, yaml("new").into_bytes());
 }
+
+#[test]
+fn hitting_the_watch_limit_while_running_switches_to_polling() {
+    let opts = WatchOptions { poll_interval: Duration::from_millis(150), ..Default::default() };
+    let env = Env::with(opts, |_| {});
+    let w = env.watcher.as_ref().unwrap();
+    assert_eq!(w.state().mode, WatchMode::Watching);
+    w.inject_watch_limit();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let state = loop {
+        match env.rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(WatchNotice::State(s)) => break s,
+            Ok(_) => {}
+            Err(_) => panic!("no state change"),
+        }
+    };
+    assert_eq!(state.mode, WatchMode::Polling);
+    assert!(state.reason.as_deref().unwrap().contains("limit"), "{state:?}");
+    assert!(state.advice.as_deref().unwrap().contains("max_user_watches"), "{state:?}");
+    assert_eq!(read_status(env.lib.area()).state, "polling");
+    // Still live, now by polling.
+    env.write(A, &yaml("after the limit"));
+    env.events_until(has(ChangeKind::Created, A));
+    assert_eq!(env.name_of(A).as_deref(), Some("after the limit"));
+}

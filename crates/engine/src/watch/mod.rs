@@ -234,6 +234,13 @@ impl Watcher {
         let _ = self.tx.send(Msg::Fs(Ok(ev)));
     }
 
+    /// Behave exactly as if the kernel refused another inotify watch (ENOSPC: the
+    /// `fs.inotify.max_user_watches` limit), as notify reports it when a new folder cannot
+    /// be watched: the same code path, for tests and diagnostics.
+    pub fn inject_watch_limit(&self) {
+        let _ = self.tx.send(Msg::Fs(Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch))));
+    }
+
     /// Run a full reconcile now.
     pub fn rescan(&self, reason: &str) {
         let _ = self.tx.send(Msg::Rescan(reason.to_owned()));
