@@ -148,6 +148,10 @@ fn watcher_figures() {
 
     // 3. Idle.
     std::thread::sleep(Duration::from_secs(2));
+    println!("RSS after the burst: {:.0} MiB", rss_mib());
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe { libc::malloc_trim(0) };
+    println!("RSS after malloc_trim (memory still in use): {:.0} MiB", rss_mib());
     let ticks0 = proc_cpu_ticks();
     let idle = Duration::from_secs(30);
     let t0 = Instant::now();
