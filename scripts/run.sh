@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# Builds and runs Blueprint Vault on the default library (or the one in $BPV_LIBRARY).
-# With arguments, runs `bpv ARGS…`; without, prepares the library and lists it.
+# Without arguments: builds and starts the Blueprint Vault desktop app on the default
+# library (<Documents>/Blueprint Vault, created on first start; $BPV_LIBRARY overrides).
+# With arguments: runs `bpv ARGS…` (the command-line interface) on the same library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-cargo build --release --locked -p bpv
-BPV="$PWD/target/release/bpv"
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 if [ $# -gt 0 ]; then
-  exec "$BPV" "$@"
+  cargo build --release --locked -p bpv
+  exec "$TARGET_DIR/release/bpv" "$@"
 fi
-"$BPV" init
-"$BPV" info
-"$BPV" list
-echo
-echo "Try: $BPV search WORD · $BPV save Blueprints/personal/NAME --file FILE.yaml · $BPV --help"
+scripts/build-ui.sh
+cargo build --locked -p blueprint-vault
+exec "$TARGET_DIR/debug/blueprint-vault"

@@ -6,7 +6,15 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES=(build-essential pkg-config ripgrep zstd)
+APT_PACKAGES=(
+  build-essential pkg-config ripgrep zstd
+  # the desktop app (Tauri 2 on WebKitGTK)
+  libwebkit2gtk-4.1-dev libssl-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
+  # its end-to-end tests and screenshots (WebKitWebDriver, a virtual display, a D-Bus session)
+  xvfb xauth webkit2gtk-driver dbus dbus-x11 at-spi2-core imagemagick
+)
+# The UI is built with Node.js and npm (the machine's own when present).
+if ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(nodejs npm); fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -27,3 +35,9 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+# tauri-driver: the WebDriver bridge for the app's end-to-end tests (scripts/e2e.sh).
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "setup: installing tauri-driver"
+  cargo install --quiet --locked tauri-driver --version "^2"
+fi

@@ -5,11 +5,16 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
+echo "== ui: install, format, lint, types, component tests, build"
+scripts/build-ui.sh
+(cd ui && npm run --silent lint && npm run --silent check && npm test --silent)
 echo "== format"
 cargo fmt --all -- --check
 echo "== lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
+echo "== desktop app end-to-end (real app under Xvfb; screenshots in target/e2e-artifacts)"
+scripts/e2e.sh
 echo "== benchmark smoke run (small corpus; full figures: docs/BENCHMARKS.md)"
 scripts/bench.sh --smoke

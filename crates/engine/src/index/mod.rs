@@ -116,6 +116,7 @@ pub struct SearchQuery {
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SearchHit {
     #[serde(flatten)]
     pub item: Item,
@@ -133,6 +134,7 @@ pub struct SearchPage {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TagCount {
     pub tag: String,
     pub count: u64,
@@ -140,12 +142,14 @@ pub struct TagCount {
 
 /// A folder holding items (at any depth), with their count.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FolderCount {
     pub path: String,
     pub count: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct IndexStats {
     pub items: u64,
     pub invalid: u64,

@@ -17,6 +17,7 @@ use crate::store::content_hash;
 const KEEP_VERSIONS: usize = 20;
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Version {
     /// Pass to `restore_version`.
     pub id: String,

@@ -20,12 +20,14 @@ use crate::store::content_hash;
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct InvalidFile {
     pub path: String,
     pub error: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReindexReport {
     pub indexed: usize,
     pub invalid: Vec<InvalidFile>,
@@ -33,6 +35,7 @@ pub struct ReindexReport {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ReconcileReport {
     pub added: usize,
     pub changed: usize,

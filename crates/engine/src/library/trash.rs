@@ -12,6 +12,7 @@ use crate::fsio;
 use crate::item::{Item, companion_path};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TrashEntry {
     /// Pass to `trash_restore`.
     pub id: String,

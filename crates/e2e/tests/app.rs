@@ -1,0 +1,278 @@
+//! End-to-end tests of the real app (ignored by a plain `cargo test`; scripts/e2e.sh
+//! runs them under Xvfb with `--ignored`). Screenshots go to target/e2e-artifacts/.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use bpv_e2e::{App, Res, World, memory_kib};
+use bpv_engine::index::SearchQuery;
+use bpv_engine::library::{Library, OpenOptions};
+
+const T: Duration = Duration::from_secs(30);
+
+fn corpus(world: &World, count: usize) -> Res<bpv_bench::corpus::Manifest> {
+    let lib = world.library();
+    std::fs::remove_dir_all(&lib)?;
+    let manifest = bpv_bench::corpus::generate(&bpv_bench::corpus::CorpusOptions {
+        out: lib.clone(),
+        count,
+        seed: 7,
+        broken_ratio: 0.01,
+    })?;
+    Ok(manifest)
+}
+
+/// The engine's own answer, from a separate data dir (its own index of the same files).
+fn engine(world: &World) -> Res<Library> {
+    Ok(Library::open(OpenOptions {
+        root: world.library(),
+        data_dir: Some(world.dir.path().join("engine-data")),
+        create: false,
+        reconcile: true,
+    })?)
+}
+
+fn engine_search(lib: &Library, text: &str) -> Res<(usize, Vec<String>)> {
+    let page = lib.search(&SearchQuery { text: text.into(), limit: 1000, ..Default::default() })?;
+    Ok((page.total, page.hits.into_iter().map(|h| h.item.path).collect()))
+}
+
+async fn search_for(app: &App, text: &str) -> Res<()> {
+    app.js("const s = document.querySelector('input[type=search]'); s.focus(); s.select();").await?;
+    // Select-all + the new text replaces the query, one keystroke at a time.
+    app.type_into("input[type=search]", &format!("\u{E009}a\u{E009}{text}")).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the built app, tauri-driver, WebKitWebDriver and a display: run scripts/e2e.sh"]
+async fn browse_search_edit_delete() -> Res<()> {
+    let world = World::new()?;
+    let manifest = corpus(&world, 300)?;
+    let engine = engine(&world)?;
+    let app = App::launch(&world).await?;
+    let result = run_flow(&app, &world, &engine, &manifest).await;
+    if result.is_err() {
+        let _ = app.screenshot("failure").await;
+    }
+    app.close().await?;
+    result
+}
+
+async fn run_flow(app: &App, world: &World, engine: &Library, manifest: &bpv_bench::corpus::Manifest) -> Res<()> {
+    // 1. The first screen lists the library.
+    app.until("the first rows", T, "return document.querySelectorAll('[data-testid=blueprint-row]').length").await?;
+    let total = app.list_total().await?;
+    assert_eq!(total, Some(manifest.count as u64), "the list shows every blueprint");
+    let stats = engine.index().stats()?;
+    assert_eq!(stats.items, manifest.count as u64);
+    let first_rows = app.row_paths().await?;
+    assert!(first_rows.len() >= 8, "a screenful of rows: {first_rows:?}");
+    app.screenshot("01-main").await?;
+
+    // 2. Typing in the search box narrows the list to exactly the engine's matches.
+    let rare = manifest
+        .rare_words
+        .iter()
+        .filter(|w| (2..=8).contains(&w.files))
+        .min_by_key(|w| std::cmp::Reverse(w.files))
+        .ok_or("the corpus has no rare word in 2..=8 files")?;
+    let (n, expected) = engine_search(engine, &rare.word)?;
+    assert_eq!(n, rare.files, "the engine finds the planted word");
+    search_for(app, &rare.word).await?;
+    app.until(
+        "the rare-word results",
+        T,
+        &format!(
+            "const e = document.querySelector('[data-testid=result-count]'); return e && e.textContent.includes('{}') && Number(e.dataset.total) === {n}",
+            rare.word
+        ),
+    )
+    .await?;
+    app.until(
+        "the rows to match",
+        T,
+        &format!("return document.querySelectorAll('[data-testid=blueprint-row]').length === {n}"),
+    )
+    .await?;
+    let shown: BTreeSet<String> = app.row_paths().await?.into_iter().collect();
+    let wanted: BTreeSet<String> = expected.iter().cloned().collect();
+    assert_eq!(shown, wanted, "the list shows exactly the matching blueprints");
+    let marks = app.js("return document.querySelectorAll('[data-testid=blueprint-row] mark').length").await?;
+    assert!(marks.as_u64().unwrap_or(0) >= 1, "matches are highlighted");
+    app.screenshot("02-search-rare").await?;
+
+    // A common word: the same total as the engine, the same first rows in rank order.
+    let common = &manifest
+        .common_words
+        .iter()
+        .filter(|w| w.valid_files > 10)
+        .min_by_key(|w| w.valid_files)
+        .or(manifest.common_words.first())
+        .ok_or("no common word")?
+        .word;
+    let (n, expected) = engine_search(engine, common)?;
+    search_for(app, common).await?;
+    app.until(
+        "the common-word results",
+        T,
+        &format!("const e = document.querySelector('[data-testid=result-count]'); return e && e.textContent.includes('{common}') && Number(e.dataset.total) === {n}"),
+    )
+    .await?;
+    let rows = app.row_paths().await?;
+    assert!(!rows.is_empty());
+    assert_eq!(rows[..], expected[..rows.len()], "rows in the engine's rank order");
+    app.screenshot("03-search-common").await?;
+
+    // 3. Opening one shows its metadata and its graph.
+    let target = rows[0].clone();
+    let item = engine.item(&target)?;
+    let nodes = bpv_engine::blueprint::analyse(&engine.read(&target)?).nodes.len();
+    app.click(&format!("[data-testid=blueprint-row][data-path=\"{}\"]", target.replace('"', "\\\""))).await?;
+    app.until(
+        "the detail pane",
+        T,
+        &format!(
+            "const d = document.querySelector('[data-testid=detail]'); return d && d.dataset.path === {}",
+            serde_json::to_string(&target)?
+        ),
+    )
+    .await?;
+    let name = app.js("return document.querySelector('[data-testid=detail-name]').textContent").await?;
+    assert_eq!(name.as_str(), Some(item.name.as_str()));
+    let meta = app.js("return document.querySelector('[data-testid=detail-meta]').textContent").await?;
+    if let Some(author) = &item.author {
+        assert!(meta.as_str().unwrap_or("").contains(author.as_str()), "metadata shows the author: {meta}");
+    }
+    if nodes > 0 {
+        let drawn =
+            app.until("the graph", T, "return document.querySelectorAll('[data-testid=graph] g.node').length").await?;
+        assert_eq!(drawn.as_u64(), Some(nodes as u64), "one box per node");
+    }
+    app.screenshot("04-detail").await?;
+
+    // 4. Editing its tags changes the companion file on disk.
+    app.type_into("[data-testid=tag-editor] input", "e2e-checked\u{E007}").await?;
+    let companion = world.library().join(target.replace(".blueprint.yaml", ".blueprint.meta.json"));
+    wait_for_file(&companion, T, |text| text.contains("\"e2e-checked\"")).await?;
+    app.until("the new tag chip", T, "return [...document.querySelectorAll('[data-testid=tag-editor] .chip')].some(c => c.textContent.includes('e2e-checked'))").await?;
+    app.screenshot("05-tag-added").await?;
+
+    // 5. Delete moves it to the Trash.
+    app.click("[data-testid=delete]").await?;
+    let file = world.library().join(&target);
+    let deadline = std::time::Instant::now() + T;
+    while file.exists() {
+        assert!(std::time::Instant::now() < deadline, "{} still exists after delete", file.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!companion.exists(), "the companion went with it");
+    // The app's own trash (in its data dir's area for this library).
+    let app_side = Library::open(OpenOptions {
+        root: world.library(),
+        data_dir: Some(world.data_dir()),
+        create: false,
+        reconcile: false,
+    })?;
+    assert!(app_side.trash_list()?.iter().any(|e| e.path == target), "{target} is in the Trash");
+    app.until(
+        "the row to go",
+        T,
+        &format!(
+            "return !document.querySelector('[data-testid=blueprint-row][data-path=' + JSON.stringify({}) + ']')",
+            serde_json::to_string(&target)?
+        ),
+    )
+    .await?;
+    app.screenshot("06-deleted").await?;
+    app.js("[...document.querySelectorAll('nav button')].find(b => b.textContent.includes('Trash')).click()").await?;
+    app.until(
+        "the trash entry",
+        T,
+        &format!(
+            "return !!document.querySelector('[data-testid=trash-entry][data-path=' + JSON.stringify({}) + ']')",
+            serde_json::to_string(&target)?
+        ),
+    )
+    .await?;
+    app.screenshot("07-trash").await?;
+    Ok(())
+}
+
+async fn wait_for_file(path: &Path, timeout: Duration, ok: impl Fn(&str) -> bool) -> Res<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && ok(&text)
+        {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("{} never got the expected content", path.display()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Figures for docs/BENCHMARKS.md: `BPV_E2E_BENCH_COUNTS=10000,100000 scripts/e2e.sh --bench`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run through scripts/e2e.sh --bench"]
+async fn app_figures() -> Res<()> {
+    let counts: Vec<usize> = std::env::var("BPV_E2E_BENCH_COUNTS")
+        .unwrap_or_else(|_| "10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    for count in counts {
+        let world = World::new()?;
+        let manifest = corpus(&world, count)?;
+        // First start (builds the index), then a warm start as people see it every day.
+        for run in ["cold", "warm"] {
+            let app = App::launch(&world).await?;
+            app.until(
+                "the first rows",
+                Duration::from_secs(600),
+                "return document.querySelectorAll('[data-testid=blueprint-row]').length",
+            )
+            .await?;
+            let painted = app.started.elapsed().as_millis();
+            let in_page = app.js("return window.__bpvTimings && window.__bpvTimings.firstListPainted").await?;
+            println!(
+                "FIGURE count={count} run={run} start_to_first_list_ms={painted} session_ms={} page_first_list_ms={in_page}",
+                app.session_millis
+            );
+            if run == "warm" {
+                let words: Vec<String> = manifest
+                    .common_words
+                    .iter()
+                    .take(3)
+                    .map(|w| w.word.clone())
+                    .chain(manifest.rare_words.iter().take(3).map(|w| w.word.clone()))
+                    .collect();
+                for w in &words {
+                    search_for(&app, w).await?;
+                    app.until(
+                        "search results",
+                        T,
+                        &format!(
+                            "return (window.__bpvTimings.searches || []).some(s => s.text === {})",
+                            serde_json::to_string(w)?
+                        ),
+                    )
+                    .await?;
+                }
+                let searches = app.js("return window.__bpvTimings.searches").await?;
+                println!("FIGURE count={count} searches={searches}");
+                search_for(&app, "").await?;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let pids = app.app_pids();
+                let (rss, pss) = memory_kib(&pids);
+                println!("FIGURE count={count} idle_processes={} rss_kib={rss} pss_kib={pss}", pids.len());
+                app.screenshot(&format!("bench-{count}")).await?;
+            }
+            app.close().await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# End-to-end tests of the real desktop app: builds the UI and the app (debug, once),
+# then drives it through tauri-driver + WebKitWebDriver under Xvfb, inside its own
+# D-Bus session, with HOME and XDG dirs in a temporary folder. Screenshots go to
+# target/e2e-artifacts/.
+#   scripts/e2e.sh            the end-to-end suite
+#   scripts/e2e.sh --bench    the app figures for docs/BENCHMARKS.md
+#                             (BPV_E2E_BENCH_COUNTS=10000,100000 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export BPV_APP_BIN="${BPV_APP_BIN:-$TARGET_DIR/debug/blueprint-vault}"
+export BPV_E2E_ARTIFACTS="${BPV_E2E_ARTIFACTS:-$PWD/target/e2e-artifacts}"
+export PATH="$HOME/.cargo/bin:$PATH"
+mkdir -p "$BPV_E2E_ARTIFACTS"
+
+if [ ! -f ui/dist/index.html ] || ! grep -q 'assets/' ui/dist/index.html; then
+  scripts/build-ui.sh
+fi
+cargo build --locked -p blueprint-vault
+cargo test --locked -p bpv-e2e --no-run
+
+TEST=browse_search_edit_delete
+if [ "${1:-}" = "--bench" ]; then
+  TEST=app_figures
+  export BPV_E2E_BENCH_COUNTS="${BPV_E2E_BENCH_COUNTS:-10000,100000}"
+fi
+
+# Isolate the GUI session: its own D-Bus and X server; GTK's helper daemons die with it.
+HOME_TMP="$(mktemp -d)"
+trap 'fusermount -u "$HOME_TMP/doc" 2>/dev/null; rm -rf "$HOME_TMP" 2>/dev/null || true' EXIT
+env HOME="$HOME_TMP" XDG_RUNTIME_DIR="$HOME_TMP" NO_AT_BRIDGE=1 CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
+  RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+  dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" \
+  cargo test --locked -p bpv-e2e --test app -- --ignored --nocapture --test-threads=1 "$TEST"

@@ -1,0 +1,343 @@
+//! The whole command surface of the app, declared once. The `commands!` macro turns each
+//! declaration into an `async` `#[tauri::command]`, registers it in [`handler`], and
+//! describes it in [`typescript`] (argument and result types, for the generated
+//! `Commands` map the UI calls through). Engine work runs on blocking threads
+//! ([`with_lib`]); the shell holds no storage logic.
+
+use bpv_engine::Item;
+use bpv_engine::index::{ListQuery, SearchQuery, Sort};
+use bpv_engine::library::{BlueprintSave, MetaUpdate, ReconcileReport, ReindexReport, TrashEntry, Version};
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_dialog::DialogExt;
+use tauri_plugin_opener::OpenerExt;
+
+use crate::dto::*;
+use crate::state::{AppState, Opened};
+
+/// Largest page a list or search may ask for.
+const MAX_PAGE: u32 = 1000;
+
+macro_rules! commands {
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($app:ident $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty $body:block
+    )*) => {
+        $(
+            $(#[doc = $doc])*
+            #[tauri::command(rename_all = "snake_case")]
+            pub async fn $name($app: AppHandle $(, $arg: $ty)*) -> Result<$ret, IpcError> {
+                let name = stringify!($name);
+                let result: Result<$ret, IpcError> = async move { $body }.await;
+                if let Err(e) = &result {
+                    tracing::warn!(command = name, code = %e.code, "{}", e.message);
+                }
+                result
+            }
+        )*
+
+        /// Every command, for `Builder::invoke_handler`.
+        pub fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
+            tauri::generate_handler![$($name),*]
+        }
+
+        /// `export type Commands = { name: { args: {…}; result: … }; … }`.
+        #[cfg(test)]
+        pub fn typescript(cfg: &ts_rs::Config) -> String {
+            let mut out = String::from("/** Every command: its arguments and what it resolves to. */\nexport type Commands = {\n");
+            $(
+                let docs: &[&str] = &[$($doc),*];
+                if !docs.is_empty() {
+                    out.push_str("  /**");
+                    out.push_str(&docs.iter().map(|d| d.trim()).collect::<Vec<_>>().join(" "));
+                    out.push_str(" */\n");
+                }
+                let args: Vec<String> = vec![$(format!("{}: {}", stringify!($arg), <$ty as ts_rs::TS>::name(cfg))),*];
+                out.push_str(&format!(
+                    "  {}: {{ args: {{ {} }}; result: {} }};\n",
+                    stringify!($name),
+                    args.join("; "),
+                    <$ret as ts_rs::TS>::name(cfg)
+                ));
+            )*
+            out.push_str("};\n");
+            out
+        }
+    };
+}
+
+/// Run engine work on a blocking thread against the open library.
+async fn with_lib<T, F>(app: &AppHandle, f: F) -> Result<T, IpcError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Opened) -> Result<T, IpcError> + Send + 'static,
+{
+    let opened = app.state::<AppState>().current()?;
+    tauri::async_runtime::spawn_blocking(move || f(&opened)).await.map_err(IpcError::internal)?
+}
+
+fn emit(app: &AppHandle, kind: LibraryEventKind, paths: Vec<String>) {
+    if let Err(e) = app.emit(LIBRARY_CHANGED, LibraryEvent { kind, paths }) {
+        tracing::warn!("cannot emit {LIBRARY_CHANGED}: {e}");
+    }
+}
+
+fn set_title(app: &AppHandle, state: &LibraryState) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.set_title(&format!("Blueprint Vault — {}", state.name));
+    }
+}
+
+fn page(limit: u32) -> usize {
+    limit.clamp(1, MAX_PAGE) as usize
+}
+
+/// The absolute path of a blueprint the index knows.
+fn file_of(o: &Opened, path: &str) -> Result<std::path::PathBuf, IpcError> {
+    let item = o.lib.item(path)?;
+    Ok(o.lib.root().join(item.path))
+}
+
+commands! {
+    /// The open library, or null before the first open.
+    fn library_state(app) -> Option<LibraryState> {
+        let state = app.state::<AppState>();
+        let Some(opened) = state.current_opt() else { return Ok(None) };
+        let app2 = app.clone();
+        tauri::async_runtime::spawn_blocking(move || app2.state::<AppState>().describe(&opened).map(Some))
+            .await
+            .map_err(IpcError::internal)?
+    }
+
+    /// Open (creating it if needed) a library folder; null opens the startup library
+    /// ($BPV_LIBRARY, else the last one, else <Documents>/Blueprint Vault).
+    fn open_library(app, path: Option<String>) -> LibraryState {
+        let app2 = app.clone();
+        let described = tauri::async_runtime::spawn_blocking(move || {
+            let state = app2.state::<AppState>();
+            let root = match path {
+                Some(p) if !p.trim().is_empty() => std::path::PathBuf::from(p),
+                _ => state.startup_library()?,
+            };
+            let opened = state.open(&root)?;
+            state.describe(&opened)
+        })
+        .await
+        .map_err(IpcError::internal)??;
+        set_title(&app, &described);
+        emit(&app, LibraryEventKind::Opened, Vec::new());
+        Ok(described)
+    }
+
+    /// Ask the user for a folder (for another library); null when cancelled.
+    fn choose_folder(app, title: String) -> Option<String> {
+        let dialog = app.dialog().file().set_title(title);
+        let picked = tauri::async_runtime::spawn_blocking(move || dialog.blocking_pick_folder())
+            .await
+            .map_err(IpcError::internal)?;
+        Ok(picked.and_then(|p| p.into_path().ok()).map(|p| p.to_string_lossy().into_owned()))
+    }
+
+    /// One page of blueprints, sorted, filtered by folder and tags.
+    fn list_items(app, query: ListArgs) -> ItemPage {
+        with_lib(&app, move |o| {
+            let page = o.lib.list(&ListQuery {
+                folder: query.folder,
+                tags: query.tags,
+                valid: query.invalid_only.then_some(false),
+                sort: match query.sort {
+                    SortBy::Name => Sort::Name,
+                    SortBy::Modified => Sort::Modified,
+                },
+                offset: query.offset as usize,
+                limit: page(query.limit),
+                ..Default::default()
+            })?;
+            Ok(ItemPage { items: page.items, total: page.total as u64 })
+        })
+        .await
+    }
+
+    /// Ranked full-text search, with snippets marking matches as <mark>…</mark>.
+    fn search_items(app, query: SearchArgs) -> SearchPage {
+        with_lib(&app, move |o| {
+            let page = o.lib.search(&SearchQuery {
+                text: query.text,
+                tags: query.tags,
+                folder: query.folder,
+                offset: query.offset as usize,
+                limit: page(query.limit),
+                ..Default::default()
+            })?;
+            Ok(SearchPage { hits: page.hits, total: page.total as u64 })
+        })
+        .await
+    }
+
+    /// Folders and tags with their counts.
+    fn sidebar(app) -> Sidebar {
+        with_lib(&app, |o| Ok(Sidebar { folders: o.lib.index().folders()?, tags: o.lib.index().tag_counts(None)? }))
+            .await
+    }
+
+    /// One blueprint: its item, YAML and workflow picture.
+    fn get_blueprint(app, path: String) -> BlueprintDetail {
+        with_lib(&app, move |o| {
+            let item = o.lib.item(&path)?;
+            let bytes = o.lib.read(&item.path)?;
+            let check = YamlCheck::of(&bytes);
+            let (yaml, editable) = match String::from_utf8(bytes) {
+                Ok(s) => (s, !item.encrypted),
+                Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
+            };
+            let file = o.lib.root().join(&item.path).to_string_lossy().into_owned();
+            Ok(BlueprintDetail { item, yaml, editable, file, check })
+        })
+        .await
+    }
+
+    /// Read YAML the way the engine does (problem, nodes and edges), without saving.
+    fn check_yaml(app, yaml: String) -> YamlCheck {
+        let _ = &app;
+        tauri::async_runtime::spawn_blocking(move || YamlCheck::of(yaml.as_bytes())).await.map_err(IpcError::internal)
+    }
+
+    /// Validate and save a blueprint's YAML; `conflict` if it changed since `if_match`.
+    fn save_yaml(app, path: String, yaml: String, if_match: Option<String>) -> Item {
+        let item = with_lib(&app, move |o| {
+            Ok(o.lib.save_blueprint(&path, yaml.as_bytes(), &BlueprintSave { if_match, ..Default::default() })?)
+        })
+        .await?;
+        emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
+        Ok(item)
+    }
+
+    /// Edit tags and description (in the companion file; the YAML is never rewritten).
+    fn update_meta(app, path: String, edit: MetaEdit) -> Item {
+        let item = with_lib(&app, move |o| {
+            Ok(o.lib.update_meta(
+                &path,
+                &MetaUpdate { tags: edit.tags, description: edit.description, if_match: edit.if_match },
+            )?)
+        })
+        .await?;
+        emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
+        Ok(item)
+    }
+
+    /// Create a new blueprint (never overwrites: `already_exists`), with companion tags.
+    fn create_blueprint(app, path: String, yaml: String, tags: Vec<String>) -> Item {
+        let item = with_lib(&app, move |o| {
+            let save = BlueprintSave {
+                create_only: true,
+                tags: (!tags.is_empty()).then_some(tags),
+                ..Default::default()
+            };
+            Ok(o.lib.save_blueprint(&path, yaml.as_bytes(), &save)?)
+        })
+        .await?;
+        emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
+        Ok(item)
+    }
+
+    /// Rename or move a blueprint (and its tags and description) to a new path; the old
+    /// file goes to the Trash. `conflict` if it changed since `if_match`.
+    fn move_blueprint(app, from: String, to: String, if_match: Option<String>) -> Item {
+        let (item, old) = with_lib(&app, move |o| {
+            let old = o.lib.item(&from)?;
+            if let Some(h) = &if_match
+                && !h.eq_ignore_ascii_case(&old.hash)
+            {
+                return Err(bpv_engine::Error::Conflict(format!(
+                    "{from} changed since you loaded it; reload it before moving it"
+                ))
+                .into());
+            }
+            let yaml = o.lib.read(&old.path)?;
+            let fields = bpv_engine::blueprint::analyse(&yaml).fields;
+            let companion_tags: Vec<String> = old.tags.iter().filter(|t| !fields.tags.contains(t)).cloned().collect();
+            let description = old.description.clone().filter(|d| Some(d) != fields.description.as_ref());
+            let save = BlueprintSave {
+                create_only: true,
+                allow_invalid: true,
+                if_match: None,
+                tags: (!companion_tags.is_empty()).then_some(companion_tags),
+                description,
+                ..Default::default()
+            };
+            let item = o.lib.save_blueprint(&to, &yaml, &save)?;
+            o.lib.delete(&old.path)?;
+            Ok((item, old.path))
+        })
+        .await?;
+        emit(&app, LibraryEventKind::Changed, vec![old, item.path.clone()]);
+        Ok(item)
+    }
+
+    /// Move a blueprint (and its companion) to the Trash.
+    fn delete_blueprint(app, path: String) -> TrashEntry {
+        let entry = with_lib(&app, move |o| Ok(o.lib.delete(&path)?)).await?;
+        emit(&app, LibraryEventKind::Changed, vec![entry.path.clone()]);
+        Ok(entry)
+    }
+
+    /// Everything in the Trash, most recently deleted first.
+    fn trash_list(app) -> Vec<TrashEntry> {
+        with_lib(&app, |o| Ok(o.lib.trash_list()?)).await
+    }
+
+    /// Put a trashed blueprint back where it was.
+    fn trash_restore(app, id: String) -> Item {
+        let item = with_lib(&app, move |o| Ok(o.lib.trash_restore(&id)?)).await?;
+        emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
+        Ok(item)
+    }
+
+    /// Permanently remove everything in the Trash; resolves to how many were removed.
+    fn trash_empty(app) -> u64 {
+        let n = with_lib(&app, |o| Ok(o.lib.trash_empty()? as u64)).await?;
+        emit(&app, LibraryEventKind::Changed, Vec::new());
+        Ok(n)
+    }
+
+    /// Earlier contents of a blueprint, newest first.
+    fn versions(app, path: String) -> Vec<Version> {
+        with_lib(&app, move |o| Ok(o.lib.versions(&path)?)).await
+    }
+
+    /// Put an earlier version back (the current content becomes a version itself).
+    fn restore_version(app, path: String, id: String) -> Item {
+        let item = with_lib(&app, move |o| Ok(o.lib.restore_version(&path, Some(&id))?)).await?;
+        emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
+        Ok(item)
+    }
+
+    /// Rebuild the index from the files.
+    fn reindex(app) -> ReindexReport {
+        let report = with_lib(&app, |o| Ok(o.lib.reindex(None)?)).await?;
+        emit(&app, LibraryEventKind::Reindexed, Vec::new());
+        Ok(report)
+    }
+
+    /// Catch up with changes made by other programs (called when the window gets focus).
+    fn refresh(app) -> ReconcileReport {
+        let report = with_lib(&app, |o| Ok(o.lib.reconcile()?)).await?;
+        if report.added + report.changed + report.removed > 0 {
+            emit(&app, LibraryEventKind::Changed, Vec::new());
+        }
+        Ok(report)
+    }
+
+    /// Show the blueprint's file in the system file manager.
+    fn reveal(app, path: String) -> () {
+        let file = with_lib(&app, move |o| file_of(o, &path)).await?;
+        app.opener().reveal_item_in_dir(&file).map_err(|e| IpcError::new("io", format!("cannot show the file: {e}")))
+    }
+
+    /// Open the blueprint's file in the user's default editor for YAML.
+    fn open_in_editor(app, path: String) -> () {
+        let file = with_lib(&app, move |o| file_of(o, &path)).await?;
+        app.opener()
+            .open_path(file.to_string_lossy(), None::<&str>)
+            .map_err(|e| IpcError::new("io", format!("cannot open the file in an editor: {e}")))
+    }
+}

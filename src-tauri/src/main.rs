@@ -1,0 +1,34 @@
+//! Blueprint Vault, the desktop app: a Tauri 2 shell over the engine. The shell only
+//! translates: commands (`commands.rs`) become engine calls on blocking threads, engine
+//! results and errors cross IPC as the types in `dto.rs`, and changes become
+//! `library-changed` window events. See ARCHITECTURE.md.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+#[cfg(test)]
+mod bindings;
+mod commands;
+mod dto;
+mod logging;
+mod state;
+
+use std::path::PathBuf;
+
+fn main() {
+    let data_dir = bpv_engine::paths::default_data_dir().unwrap_or_else(|| PathBuf::from(".blueprint-vault"));
+    let log_dir = data_dir.join("logs");
+    let _log_guard = logging::init(&log_dir);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), data_dir = %data_dir.display(), "starting");
+
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
+        .manage(state::AppState::new(data_dir, log_dir))
+        .invoke_handler(commands::handler())
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        tracing::error!("the app stopped: {e}");
+        eprintln!("Blueprint Vault could not start: {e}");
+        std::process::exit(1);
+    }
+}

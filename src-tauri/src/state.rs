@@ -1,0 +1,136 @@
+//! The app's state: which library is open, and the lock that keeps one running app per
+//! library. Opening is the engine's job (`Library::open`); this only chooses the folder
+//! and remembers the choice.
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use bpv_engine::library::{Library, OpenOptions};
+use bpv_engine::paths;
+
+use crate::dto::{IpcError, LibraryState};
+
+/// An open library and the lock file that marks it as in use by this process.
+pub struct Opened {
+    pub lib: Library,
+    pub open_millis: u64,
+    _lock: File,
+}
+
+pub struct AppState {
+    pub data_dir: PathBuf,
+    pub log_dir: PathBuf,
+    current: RwLock<Option<Arc<Opened>>>,
+    /// Serialises opens (the first-start open and a settings change can race).
+    opening: Mutex<()>,
+}
+
+const SETTINGS_FILE: &str = "app-settings.json";
+const APP_LOCK: &str = "app.lock";
+
+impl AppState {
+    pub fn new(data_dir: PathBuf, log_dir: PathBuf) -> Self {
+        AppState { data_dir, log_dir, current: RwLock::new(None), opening: Mutex::new(()) }
+    }
+
+    /// The open library, or `no_library`.
+    pub fn current(&self) -> Result<Arc<Opened>, IpcError> {
+        self.current
+            .read()
+            .map_err(IpcError::internal)?
+            .clone()
+            .ok_or_else(|| IpcError::new("no_library", "no library is open yet: choose one in Settings"))
+    }
+
+    pub fn current_opt(&self) -> Option<Arc<Opened>> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+
+    /// The library to open at start: `$BPV_LIBRARY`, else the last one opened, else the
+    /// default (`<Documents>/Blueprint Vault`).
+    pub fn startup_library(&self) -> Result<PathBuf, IpcError> {
+        if let Some(dir) = std::env::var_os("BPV_LIBRARY").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(dir));
+        }
+        if let Some(dir) = self.remembered() {
+            return Ok(dir);
+        }
+        paths::default_library_dir()
+            .ok_or_else(|| IpcError::new("no_library", "no home folder to put the default library in: choose one"))
+    }
+
+    fn remembered(&self) -> Option<PathBuf> {
+        let bytes = std::fs::read(self.data_dir.join(SETTINGS_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        v.get("library")?.as_str().filter(|s| !s.is_empty()).map(PathBuf::from)
+    }
+
+    fn remember(&self, root: &Path) {
+        let body = serde_json::json!({ "library": root.to_string_lossy() }).to_string();
+        if let Err(e) = bpv_engine::fsio::ensure_dir(&self.data_dir)
+            .and_then(|()| bpv_engine::fsio::write_atomic(&self.data_dir.join(SETTINGS_FILE), body.as_bytes()))
+        {
+            tracing::warn!("cannot remember the library choice: {e}");
+        }
+    }
+
+    /// Open (creating its folders if needed) the library at `root` and make it current.
+    /// Blocking: call from a blocking thread.
+    pub fn open(&self, root: &Path) -> Result<Arc<Opened>, IpcError> {
+        let _opening = self.opening.lock().map_err(IpcError::internal)?;
+        if let Some(cur) = self.current_opt()
+            && std::fs::canonicalize(root).ok().as_deref() == Some(cur.lib.root())
+        {
+            return Ok(cur);
+        }
+        let start = Instant::now();
+        let lib = Library::open(OpenOptions {
+            root: root.to_path_buf(),
+            data_dir: Some(self.data_dir.clone()),
+            create: true,
+            reconcile: true,
+        })?;
+        let lock_path = lib.area().join(APP_LOCK);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| bpv_engine::Error::io("cannot open", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(IpcError::new(
+                    "library_in_use",
+                    format!(
+                        "{} is already open in another Blueprint Vault window: switch to that window, or choose another library",
+                        lib.root().display()
+                    ),
+                ));
+            }
+            Err(TryLockError::Error(e)) => return Err(bpv_engine::Error::io("cannot lock", &lock_path, e).into()),
+        }
+        let opened = Arc::new(Opened { lib, open_millis: start.elapsed().as_millis() as u64, _lock: lock });
+        tracing::info!(library = %opened.lib.root().display(), millis = opened.open_millis, "library opened");
+        self.remember(opened.lib.root());
+        *self.current.write().map_err(IpcError::internal)? = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// The status of an open library. Blocking.
+    pub fn describe(&self, opened: &Opened) -> Result<LibraryState, IpcError> {
+        let lib = &opened.lib;
+        let root = lib.root();
+        Ok(LibraryState {
+            path: root.to_string_lossy().into_owned(),
+            name: root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            data_dir: lib.area().to_string_lossy().into_owned(),
+            log_dir: self.log_dir.to_string_lossy().into_owned(),
+            stats: lib.index().stats()?,
+            trash: lib.trash_list()?.len() as u64,
+            open_millis: opened.open_millis,
+        })
+    }
+}
