@@ -7,6 +7,7 @@
 use bpv_engine::Item;
 use bpv_engine::index::{ListQuery, SearchQuery, Sort};
 use bpv_engine::library::{BlueprintSave, MetaUpdate, ReconcileReport, ReindexReport, TrashEntry, Version};
+use bpv_engine::watch::{Origin, WatchNotice};
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_opener::OpenerExt;
@@ -81,6 +82,23 @@ fn emit(app: &AppHandle, kind: LibraryEventKind, paths: Vec<String>) {
     }
 }
 
+/// The watcher's notices become window events. Changes this app made itself were
+/// already announced by the command that made them.
+fn forward(app: &AppHandle, notice: WatchNotice) {
+    match notice {
+        WatchNotice::Change(c) if c.origin == Origin::Outside => {
+            emit(app, LibraryEventKind::Changed, [Some(c.path), c.old_path].into_iter().flatten().collect())
+        }
+        WatchNotice::Change(_) => {}
+        WatchNotice::State(_) => emit(app, LibraryEventKind::Watch, Vec::new()),
+        WatchNotice::Resynced { report, .. } => {
+            if report.added + report.changed + report.removed > 0 {
+                emit(app, LibraryEventKind::Changed, Vec::new());
+            }
+        }
+    }
+}
+
 fn set_title(app: &AppHandle, state: &LibraryState) {
     if let Some(w) = app.get_webview_window("main") {
         let _ = w.set_title(&format!("Blueprint Vault — {}", state.name));
@@ -118,7 +136,8 @@ commands! {
                 Some(p) if !p.trim().is_empty() => std::path::PathBuf::from(p),
                 _ => state.startup_library()?,
             };
-            let opened = state.open(&root)?;
+            let events = app2.clone();
+            let opened = state.open(&root, move |notice| forward(&events, notice))?;
             state.describe(&opened)
         })
         .await
@@ -318,7 +337,8 @@ commands! {
         Ok(report)
     }
 
-    /// Catch up with changes made by other programs (called when the window gets focus).
+    /// Catch up with changes made by other programs (the UI calls it when the window gets
+    /// focus and the folder is not being watched).
     fn refresh(app) -> ReconcileReport {
         let report = with_lib(&app, |o| Ok(o.lib.reconcile()?)).await?;
         if report.added + report.changed + report.removed > 0 {

@@ -100,6 +100,9 @@ pub struct LibraryState {
     pub trash: u64,
     /// Milliseconds the open (and reconcile with the files) took.
     pub open_millis: u64,
+    /// The folder watcher: `watching`, `polling` (network drives, or the watch limit was
+    /// reached), `degraded` (retrying), `stopped`, or `off` (could not start).
+    pub watch: String,
 }
 
 /// Where a blueprint is invalid.
@@ -197,6 +200,8 @@ pub enum LibraryEventKind {
     Changed,
     /// The index was rebuilt.
     Reindexed,
+    /// The folder watcher's state changed.
+    Watch,
 }
 
 /// Emitted as the `library-changed` window event whenever the library changes.

@@ -9,13 +9,18 @@ use std::time::Instant;
 
 use bpv_engine::library::{Library, OpenOptions};
 use bpv_engine::paths;
+use bpv_engine::watch::{WatchNotice, WatchOptions, Watcher};
 
 use crate::dto::{IpcError, LibraryState};
 
-/// An open library and the lock file that marks it as in use by this process.
+/// An open library, its folder watcher, and the lock file that marks it as in use by
+/// this process.
 pub struct Opened {
-    pub lib: Library,
+    pub lib: Arc<Library>,
     pub open_millis: u64,
+    /// Keeps the index up to date with outside edits and reports them (None if it could
+    /// not start: then the UI refreshes when the window gets focus).
+    pub watcher: Option<Watcher>,
     _lock: File,
 }
 
@@ -76,9 +81,10 @@ impl AppState {
         }
     }
 
-    /// Open (creating its folders if needed) the library at `root` and make it current.
+    /// Open (creating its folders if needed) the library at `root`, start watching it
+    /// (`notify` receives what the watcher reports), and make it current.
     /// Blocking: call from a blocking thread.
-    pub fn open(&self, root: &Path) -> Result<Arc<Opened>, IpcError> {
+    pub fn open(&self, root: &Path, notify: impl Fn(WatchNotice) + Send + 'static) -> Result<Arc<Opened>, IpcError> {
         let _opening = self.opening.lock().map_err(IpcError::internal)?;
         if let Some(cur) = self.current_opt()
             && std::fs::canonicalize(root).ok().as_deref() == Some(cur.lib.root())
@@ -112,7 +118,17 @@ impl AppState {
             }
             Err(TryLockError::Error(e)) => return Err(bpv_engine::Error::io("cannot lock", &lock_path, e).into()),
         }
-        let opened = Arc::new(Opened { lib, open_millis: start.elapsed().as_millis() as u64, _lock: lock });
+        let lib = Arc::new(lib);
+        let open_millis = start.elapsed().as_millis() as u64;
+        let watcher = match Watcher::start(lib.clone(), WatchOptions::default(), notify) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("cannot watch the library folder: {e}");
+                None
+            }
+        };
+        // The previous library (if any) stops being watched when its last user drops it.
+        let opened = Arc::new(Opened { lib, open_millis, watcher, _lock: lock });
         tracing::info!(library = %opened.lib.root().display(), millis = opened.open_millis, "library opened");
         self.remember(opened.lib.root());
         *self.current.write().map_err(IpcError::internal)? = Some(opened.clone());
@@ -131,6 +147,17 @@ impl AppState {
             stats: lib.index().stats()?,
             trash: lib.trash_list()?.len() as u64,
             open_millis: opened.open_millis,
+            watch: opened.watcher.as_ref().map(|w| mode_name(w.state().mode)).unwrap_or("off").to_owned(),
         })
+    }
+}
+
+fn mode_name(mode: bpv_engine::watch::WatchMode) -> &'static str {
+    use bpv_engine::watch::WatchMode;
+    match mode {
+        WatchMode::Watching => "watching",
+        WatchMode::Polling => "polling",
+        WatchMode::Degraded => "degraded",
+        WatchMode::Stopped => "stopped",
     }
 }

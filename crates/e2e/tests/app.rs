@@ -197,6 +197,19 @@ async fn run_flow(app: &App, world: &World, engine: &Library, manifest: &bpv_ben
     )
     .await?;
     app.screenshot("07-trash").await?;
+
+    // 6. A blueprint written by another program shows up without any action in the app.
+    app.js("[...document.querySelectorAll('button')].find(b => b.textContent.includes('Back to blueprints')).click()")
+        .await?;
+    let outside = world.library().join("Blueprints/personal/outside-edit.blueprint.yaml");
+    std::fs::write(&outside, "name: Written outside zorblaxquent\nnodes: []\n")?;
+    search_for(app, "zorblaxquent").await?;
+    app.until(
+        "the outside edit",
+        T,
+        "return [...document.querySelectorAll('[data-testid=blueprint-row]')].some(r => r.dataset.path === 'Blueprints/personal/outside-edit.blueprint.yaml')",
+    )
+    .await?;
     Ok(())
 }
 

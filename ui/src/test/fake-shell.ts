@@ -48,6 +48,7 @@ export function installFakeShell(count = 30): FakeShell {
     stats: { items: shell.items.length, invalid: 0, encrypted: 0, bytes: 0 },
     trash: 0,
     open_millis: 3,
+    watch: 'watching',
   });
   let opened = false;
   mockIPC(

@@ -171,7 +171,12 @@ log_dir: string, stats: IndexStats, trash: number,
 /**
  * Milliseconds the open (and reconcile with the files) took.
  */
-open_millis: number, };
+open_millis: number, 
+/**
+ * The folder watcher: `watching`, `polling` (network drives, or the watch limit was
+ * reached), `degraded` (retrying), `stopped`, or `off` (could not start).
+ */
+watch: string, };
 
 export type Problem = { message: string, line: number | null, column: number | null, };
 
@@ -209,7 +214,7 @@ tags: Array<string> | null, description: string | null,
  */
 if_match: string | null, };
 
-export type LibraryEventKind = "opened" | "changed" | "reindexed";
+export type LibraryEventKind = "opened" | "changed" | "reindexed" | "watch";
 
 export type LibraryEvent = { kind: LibraryEventKind, 
 /**
@@ -257,7 +262,7 @@ export type Commands = {
   restore_version: { args: { path: string; id: string }; result: Item };
   /**Rebuild the index from the files. */
   reindex: { args: {  }; result: ReindexReport };
-  /**Catch up with changes made by other programs (called when the window gets focus). */
+  /**Catch up with changes made by other programs (the UI calls it when the window gets focus and the folder is not being watched). */
   refresh: { args: {  }; result: ReconcileReport };
   /**Show the blueprint's file in the system file manager. */
   reveal: { args: { path: string }; result: null };
