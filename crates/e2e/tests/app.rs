@@ -250,7 +250,9 @@ async fn app_figures() -> Res<()> {
             )
             .await?;
             let painted = app.started.elapsed().as_millis();
-            let in_page = app.js("return window.__bpvTimings && window.__bpvTimings.firstListPainted").await?;
+            let in_page = app
+                .until("the first paint", T, "return window.__bpvTimings && window.__bpvTimings.firstListPainted")
+                .await?;
             println!(
                 "FIGURE count={count} run={run} start_to_first_list_ms={painted} session_ms={} page_first_list_ms={in_page}",
                 app.session_millis
