@@ -127,12 +127,12 @@ enum Command {
     Folders,
     /// Library, index, counts and capabilities.
     Info,
+    /// Keep the index live and print changes as JSON lines until interrupted.
+    Watch(watch::WatchArgs),
     /// Import blueprint files, folders and .zip bundles (dry run first with --dry-run).
     Import(transfer::ImportArgs),
     /// Export blueprints to a folder, or to a .zip bundle with a manifest.
     Export(transfer::ExportArgs),
-    /// Keep the index live and print changes as JSON lines until interrupted.
-    Watch(watch::WatchArgs),
     #[command(flatten)]
     Backup(backup::BackupCommand),
 }
@@ -141,7 +141,9 @@ enum Command {
 enum TrashAction {
     List,
     /// Restore by trash id or original path.
-    Restore { what: String },
+    Restore {
+        what: String,
+    },
     Empty,
 }
 
@@ -317,9 +319,9 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
             let lib = open(&cli, false)?;
             out.info(&lib.info()?)
         }
+        Command::Watch(args) => watch::run(&cli, args),
         Command::Import(args) => transfer::import(&open(&cli, false)?, args, cli.json, out),
         Command::Export(args) => transfer::export(&open(&cli, false)?, args, cli.json, out),
-        Command::Watch(args) => watch::run(&cli, args),
     }
 }
 
