@@ -29,7 +29,13 @@ fi
 
 # Isolate the GUI session: its own D-Bus and X server; GTK's helper daemons die with it.
 HOME_TMP="$(mktemp -d)"
-trap 'fusermount -u "$HOME_TMP/doc" 2>/dev/null; rm -rf "$HOME_TMP" 2>/dev/null || true' EXIT
+# The cleanup must never turn a passing run into a failure (under set -e a failed
+# fusermount, e.g. when no document portal was mounted, would exit 1 from the trap).
+cleanup() {
+  fusermount -u "$HOME_TMP/doc" 2>/dev/null || true
+  rm -rf "$HOME_TMP" 2>/dev/null || true
+}
+trap cleanup EXIT
 env HOME="$HOME_TMP" XDG_RUNTIME_DIR="$HOME_TMP" NO_AT_BRIDGE=1 CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
   RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" \
