@@ -147,7 +147,21 @@ pub fn remove_if_stale_temp(path: &Path) -> bool {
     (old || owner_gone) && fs::remove_file(path).is_ok()
 }
 
-fn process_alive(pid: i32) -> bool {
+/// Open (creating if needed) and exclusively lock `path`; the lock holds until the
+/// returned file is dropped. Used to serialise writers across processes.
+pub fn lock_exclusive(path: &Path) -> Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("cannot open lock file", path, e))?;
+    f.lock().map_err(|e| Error::io("cannot lock", path, e))?;
+    Ok(f)
+}
+
+/// Whether a process with this PID exists (EPERM: it exists, owned by someone else).
+pub(crate) fn process_alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }

@@ -292,15 +292,7 @@ impl Repo {
 
     /// Exclusive writer lock (backup, prune, in-place restore's pre-snapshot).
     fn lock(&self) -> Result<File> {
-        let path = self.root.join("lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("cannot open lock file", &path, e))?;
-        f.lock().map_err(|e| Error::io("cannot lock", &path, e))?;
-        Ok(f)
+        fsio::lock_exclusive(&self.root.join("lock"))
     }
 
     /// Snapshot ids, oldest first.

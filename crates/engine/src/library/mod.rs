@@ -346,15 +346,7 @@ impl Library {
     /// Serialises writers across processes (the app, `bpv` runs) so a precondition
     /// check and the write it guards cannot interleave with another writer's.
     fn write_lock(&self) -> Result<File> {
-        let path = self.area.join("write.lock");
-        let f = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("cannot open lock file", &path, e))?;
-        f.lock().map_err(|e| Error::io("cannot lock", &path, e))?;
-        Ok(f)
+        fsio::lock_exclusive(&self.area.join("write.lock"))
     }
 
     /// Resolve a path the caller names for reading or deleting. Existing files may

@@ -93,13 +93,7 @@ pub fn read_status(area: &Path) -> WatcherStatus {
 }
 
 fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    i32::try_from(pid).is_ok_and(fsio::process_alive)
 }
 
 /// The kind of network or FUSE filesystem `path` is on, if it is one.
