@@ -28,19 +28,15 @@ pub fn write_atomic(target: &Path, data: &[u8]) -> Result<()> {
     ensure_dir(dir)?;
     let temp = temp_path_for(target);
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
-        f.write_all(data).map_err(|e| Error::io("cannot write", &temp, e))?;
-        f.sync_all().map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
+        let mut f = create_new(&temp).map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
+        write_all(&mut f, &temp, data).map_err(|e| Error::io("cannot write", &temp, e))?;
+        sync_file(&f, &temp).map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
         drop(f);
-        fs::rename(&temp, target).map_err(|e| Error::io("cannot replace", target, e))?;
+        rename(&temp, target).map_err(|e| Error::io("cannot replace", target, e))?;
         fsync_dir(dir)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&temp);
+        let _ = remove_file(&temp);
     }
     result
 }
@@ -56,7 +52,7 @@ pub fn copy_durable(from: &Path, to: &Path) -> Result<()> {
 pub fn move_durable(from: &Path, to: &Path) -> Result<()> {
     let to_dir = parent_of(to)?;
     ensure_dir(to_dir)?;
-    match fs::rename(from, to) {
+    match rename(from, to) {
         Ok(()) => {
             fsync_dir(to_dir)?;
             if let Some(from_dir) = from.parent().filter(|d| *d != to_dir) {
@@ -66,7 +62,7 @@ pub fn move_durable(from: &Path, to: &Path) -> Result<()> {
         }
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
             copy_durable(from, to)?;
-            fs::remove_file(from).map_err(|e| Error::io("cannot remove", from, e))?;
+            remove_file(from).map_err(|e| Error::io("cannot remove", from, e))?;
             if let Some(from_dir) = from.parent() {
                 fsync_dir(from_dir)?;
             }
@@ -78,7 +74,7 @@ pub fn move_durable(from: &Path, to: &Path) -> Result<()> {
 
 /// Remove a file and make the removal durable. Absent files are `NotFound`.
 pub fn remove_durable(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
+    match remove_file(path) {
         Ok(()) => fsync_dir(parent_of(path)?),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound(path.display().to_string())),
         Err(e) => Err(Error::io("cannot remove", path, e)),
@@ -87,7 +83,7 @@ pub fn remove_durable(path: &Path) -> Result<()> {
 
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     let f = File::open(dir).map_err(|e| Error::io("cannot open folder", dir, e))?;
-    f.sync_all().map_err(|e| Error::io("cannot flush folder to disk", dir, e))
+    seam(Op::DirFsync, dir, None, None, || f.sync_all()).map_err(|e| Error::io("cannot flush folder to disk", dir, e))
 }
 
 /// Create `dir` and any missing ancestors, fsyncing each parent that gained an entry.
@@ -98,7 +94,7 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         ensure_dir(parent)?;
     }
-    match fs::create_dir(dir) {
+    match create_dir(dir) {
         Ok(()) => {
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 fsync_dir(parent)?;
@@ -108,6 +104,112 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) => Err(Error::io("cannot create folder", dir, e)),
     }
+}
+
+// The seam: the only places the engine creates, writes, syncs, renames or removes
+// files in a library or data area. With the `fault-injection` feature each call
+// reports to `crate::fault` (which may fail it and records what became durable);
+// without it `seam` is the bare operation.
+
+#[cfg(feature = "fault-injection")]
+use crate::fault::Op;
+
+#[cfg(not(feature = "fault-injection"))]
+#[derive(Clone, Copy)]
+enum Op {
+    Create,
+    Write,
+    Fsync,
+    Rename,
+    Remove,
+    RemoveDirAll,
+    CreateDir,
+    DirFsync,
+    SyncFs,
+}
+
+#[cfg(feature = "fault-injection")]
+fn seam<T>(
+    op: Op,
+    path: &Path,
+    to: Option<&Path>,
+    data: Option<&[u8]>,
+    run: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    crate::fault::before(op, path)?;
+    let out = run()?;
+    crate::fault::after(op, path, to, data);
+    Ok(out)
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+fn seam<T>(
+    _op: Op,
+    _path: &Path,
+    _to: Option<&Path>,
+    _data: Option<&[u8]>,
+    run: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
+    run()
+}
+
+/// Create a new file (never over an existing one), for writing.
+pub(crate) fn create_new(path: &Path) -> io::Result<File> {
+    seam(Op::Create, path, None, None, || OpenOptions::new().write(true).create_new(true).open(path))
+}
+
+/// Append `data` to a file opened by [`create_new`].
+pub(crate) fn write_all(f: &mut File, path: &Path, data: &[u8]) -> io::Result<()> {
+    seam(Op::Write, path, None, Some(data), || f.write_all(data))
+}
+
+/// fsync a file's data and metadata. A failure is final: never retry it.
+pub(crate) fn sync_file(f: &File, path: &Path) -> io::Result<()> {
+    seam(Op::Fsync, path, None, None, || f.sync_all())
+}
+
+pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    seam(Op::Rename, from, Some(to), None, || fs::rename(from, to))
+}
+
+pub(crate) fn remove_file(path: &Path) -> io::Result<()> {
+    seam(Op::Remove, path, None, None, || fs::remove_file(path))
+}
+
+pub(crate) fn remove_dir_all(path: &Path) -> io::Result<()> {
+    seam(Op::RemoveDirAll, path, None, None, || fs::remove_dir_all(path))
+}
+
+pub(crate) fn create_dir(path: &Path) -> io::Result<()> {
+    seam(Op::CreateDir, path, None, None, || fs::create_dir(path))
+}
+
+/// `create_dir_all` through the seam (one operation per folder created); the new
+/// entries are not fsynced here.
+pub(crate) fn create_dir_all(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all(parent)?;
+    }
+    match create_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
+/// Flush the whole filesystem holding `dir` (Linux `syncfs`).
+#[cfg(target_os = "linux")]
+pub(crate) fn syncfs(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir)?;
+    seam(Op::SyncFs, dir, None, None, || {
+        // SAFETY: `syncfs` only reads the descriptor, which `f` keeps open for the call.
+        let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    })
 }
 
 fn parent_of(path: &Path) -> Result<&Path> {
@@ -144,7 +246,7 @@ pub fn remove_if_stale_temp(path: &Path) -> bool {
         .and_then(|t| t.elapsed().ok())
         .is_some_and(|age| age > STALE_TEMP_AGE);
     let owner_gone = pid.is_some_and(|pid| !process_alive(pid));
-    (old || owner_gone) && fs::remove_file(path).is_ok()
+    (old || owner_gone) && remove_file(path).is_ok()
 }
 
 /// Open (creating if needed) and exclusively lock `path`; the lock holds until the

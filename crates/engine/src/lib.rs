@@ -4,6 +4,8 @@
 pub mod backup;
 pub mod blueprint;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod fsio;
 pub mod index;
 pub mod item;

@@ -34,7 +34,7 @@ mod verify;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -491,19 +491,15 @@ impl Repo {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = dir.join(format!(".{name}.bpv-tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
         let result = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(|e| Error::io("cannot create a file in", dir, e))?;
-            f.write_all(&packed).map_err(|e| Error::io("cannot write", &temp, e))?;
-            f.sync_all().map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
+            let mut f = fsio::create_new(&temp).map_err(|e| Error::io("cannot create a file in", dir, e))?;
+            fsio::write_all(&mut f, &temp, &packed).map_err(|e| Error::io("cannot write", &temp, e))?;
+            fsio::sync_file(&f, &temp).map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
             drop(f);
-            fs::rename(&temp, &path).map_err(|e| Error::io("cannot write", &path, e))?;
+            fsio::rename(&temp, &path).map_err(|e| Error::io("cannot write", &path, e))?;
             fsio::fsync_dir(dir)
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&temp);
+            let _ = fsio::remove_file(&temp);
         }
         result.map(|()| packed.len() as u64)
     }

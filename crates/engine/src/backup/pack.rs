@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,16 +50,12 @@ impl PackWriter {
     pub fn create(dir: &Path) -> Result<PackWriter> {
         fsio::ensure_dir(dir)?;
         let temp = dir.join(format!(".new.pack.bpv-tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| Error::io("cannot create a file in", dir, e))?;
+        let file = fsio::create_new(&temp).map_err(|e| Error::io("cannot create a file in", dir, e))?;
         Ok(PackWriter { file, temp, dir: dir.to_path_buf(), offset: 0, entries: Vec::new() })
     }
 
     pub fn add(&mut self, hash: &str, frame: &[u8]) -> Result<()> {
-        self.file.write_all(frame).map_err(|e| Error::io("cannot write", &self.temp, e))?;
+        fsio::write_all(&mut self.file, &self.temp, frame).map_err(|e| Error::io("cannot write", &self.temp, e))?;
         self.entries.push((hash.to_owned(), self.offset, frame.len() as u64));
         self.offset += frame.len() as u64;
         Ok(())
@@ -79,19 +74,19 @@ impl PackWriter {
         tail.extend_from_slice(&sum);
         tail.extend_from_slice(MAGIC);
         let result = (|| {
-            self.file.write_all(&tail).map_err(|e| Error::io("cannot write", &self.temp, e))?;
+            fsio::write_all(&mut self.file, &self.temp, &tail).map_err(|e| Error::io("cannot write", &self.temp, e))?;
             let name = format!("{}.pack", hex::encode(&sum[..12]));
             let target = self.dir.join(&name);
             // The pack is whole on disk before it gets its name.
-            self.file.sync_all().map_err(|e| Error::io("cannot flush to disk", &self.temp, e))?;
-            fs::rename(&self.temp, &target).map_err(|e| Error::io("cannot write", &target, e))?;
+            fsio::sync_file(&self.file, &self.temp).map_err(|e| Error::io("cannot flush to disk", &self.temp, e))?;
+            fsio::rename(&self.temp, &target).map_err(|e| Error::io("cannot write", &target, e))?;
             fsio::fsync_dir(&self.dir)?;
             Ok(name)
         })();
         match result {
             Ok(name) => Ok((name, std::mem::take(&mut self.entries))),
             Err(e) => {
-                let _ = fs::remove_file(&self.temp);
+                let _ = fsio::remove_file(&self.temp);
                 Err(e)
             }
         }
@@ -99,7 +94,7 @@ impl PackWriter {
 
     /// Give up on this pack (an error or a cancel): remove its temp file.
     pub fn abandon(self) {
-        let _ = fs::remove_file(&self.temp);
+        let _ = fsio::remove_file(&self.temp);
     }
 }
 

@@ -144,7 +144,7 @@ impl Repo {
                         continue;
                     }
                     let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                    fs::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
+                    fsio::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
                     objects_removed += 1;
                     bytes_freed += size;
                     touched = true;
@@ -232,7 +232,7 @@ impl Repo {
                 }
                 w.finish()?; // fsynced and named before the old pack goes
             }
-            fs::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
+            fsio::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
             fsio::fsync_dir(&dir)?;
             objects += (entries.len() - alive.len()) as u64;
             bytes += size.saturating_sub(copied);

@@ -53,16 +53,16 @@ impl Library {
         let mut touched: Vec<String> = Vec::new();
         let result = self.prepare(ops, &id, &mut steps, &mut temps, &mut prepared_trash, &mut touched);
         if let Err(e) = result {
-            temps.iter().for_each(|t| drop(fs::remove_file(t)));
-            prepared_trash.iter().for_each(|d| drop(fs::remove_dir_all(d)));
+            temps.iter().for_each(|t| drop(fsio::remove_file(t)));
+            prepared_trash.iter().for_each(|d| drop(fsio::remove_dir_all(d)));
             return Err(e);
         }
         let journal = Journal { id: id.clone(), steps };
         let body = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
         let jpath = self.journal_dir().join(format!("{id}.json"));
         if let Err(e) = fsio::write_atomic(&jpath, &body) {
-            temps.iter().for_each(|t| drop(fs::remove_file(t)));
-            prepared_trash.iter().for_each(|d| drop(fs::remove_dir_all(d)));
+            temps.iter().for_each(|t| drop(fsio::remove_file(t)));
+            prepared_trash.iter().for_each(|d| drop(fsio::remove_dir_all(d)));
             return Err(e);
         }
         // Committed: from here on the batch happens, now or at the next open.
@@ -165,13 +165,9 @@ impl Library {
         let name = format!(".{short}.bpv-tmp-{}{BATCH_MARKER}{id}-{n}", std::process::id());
         let temp = dir.join(&name);
         temps.push(temp.clone());
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
-        std::io::Write::write_all(&mut f, data).map_err(|e| Error::io("cannot write", &temp, e))?;
-        f.sync_all().map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
+        let mut f = fsio::create_new(&temp).map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
+        fsio::write_all(&mut f, &temp, data).map_err(|e| Error::io("cannot write", &temp, e))?;
+        fsio::sync_file(&f, &temp).map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
         fsio::fsync_dir(dir)?;
         Ok(name)
     }
@@ -184,7 +180,7 @@ impl Library {
                     let dir = abs.parent().ok_or_else(|| Error::InvalidArgument("no parent folder".into()))?;
                     let temp_abs = dir.join(temp);
                     if temp_abs.exists() {
-                        fs::rename(&temp_abs, &abs).map_err(|e| Error::io("cannot replace", &abs, e))?;
+                        fsio::rename(&temp_abs, &abs).map_err(|e| Error::io("cannot replace", &abs, e))?;
                         fsio::fsync_dir(dir)?;
                     }
                 }

@@ -116,7 +116,7 @@ impl Library {
             fsio::move_durable(&companion, &self.root.join(crel))?;
         }
         fsio::move_durable(&dir.join(BLUEPRINT_FILE), &abs)?;
-        let _ = fs::remove_dir_all(&dir);
+        let _ = fsio::remove_dir_all(&dir);
         drop(_lock);
         self.refresh(std::slice::from_ref(&rel))?;
         self.item(&rel)
@@ -127,7 +127,7 @@ impl Library {
         let entries = self.trash_list()?;
         for e in &entries {
             let dir = self.trash_dir().join(&e.id);
-            fs::remove_dir_all(&dir).map_err(|err| Error::io("cannot empty trash at", &dir, err))?;
+            fsio::remove_dir_all(&dir).map_err(|err| Error::io("cannot empty trash at", &dir, err))?;
         }
         Ok(entries.len())
     }

@@ -13,7 +13,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{BATCH_MARKER, Journal, Library, Step};
@@ -45,7 +44,7 @@ impl Library {
         let (journal, jpath) = match staged {
             Ok(j) => j,
             Err(e) => {
-                temps.iter().for_each(|t| drop(fs::remove_file(t)));
+                temps.iter().for_each(|t| drop(fsio::remove_file(t)));
                 return Err(e);
             }
         };
@@ -54,7 +53,7 @@ impl Library {
             if let Step::Put { target, temp } = step {
                 let abs = self.root.join(target);
                 let dir = abs.parent().ok_or_else(|| Error::InvalidArgument("no parent folder".into()))?;
-                fs::rename(dir.join(temp), &abs).map_err(|e| Error::io("cannot replace", &abs, e))?;
+                fsio::rename(&dir.join(temp), &abs).map_err(|e| Error::io("cannot replace", &abs, e))?;
             }
         }
         make_durable(&self.root, &[], &dirs)?;
@@ -123,12 +122,8 @@ impl Library {
             let name = format!(".{short}.bpv-tmp-{}{BATCH_MARKER}{id}-{n}", std::process::id());
             let temp = dir.join(&name);
             temps.push(temp.clone());
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
-            f.write_all(&put.data).map_err(|e| Error::io("cannot write", &temp, e))?;
+            let mut f = fsio::create_new(&temp).map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
+            fsio::write_all(&mut f, &temp, &put.data).map_err(|e| Error::io("cannot write", &temp, e))?;
             steps.push(Step::Put { target: put.rel.clone(), temp: name });
             tick(n)?;
         }
@@ -141,7 +136,7 @@ impl Library {
 /// fsync is needed; elsewhere each new folder's parent is fsynced.
 #[cfg(target_os = "linux")]
 fn create_dirs(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))
+    fsio::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -160,14 +155,7 @@ fn folded_names(dir: &Path) -> HashMap<String, String> {
 /// Make the written files and the folders' entries durable.
 #[cfg(target_os = "linux")]
 fn make_durable(root: &Path, _files: &[PathBuf], _dirs: &HashSet<PathBuf>) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let f = fs::File::open(root).map_err(|e| Error::io("cannot open", root, e))?;
-    // SAFETY: `syncfs` only reads the descriptor, which `f` keeps open for the call.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc != 0 {
-        return Err(Error::io("cannot flush to disk", root, std::io::Error::last_os_error()));
-    }
-    Ok(())
+    fsio::syncfs(root).map_err(|e| Error::io("cannot flush to disk", root, e))
 }
 
 #[cfg(not(target_os = "linux"))]
