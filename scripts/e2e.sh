@@ -21,7 +21,8 @@ fi
 cargo build --locked -p blueprint-vault
 cargo test --locked -p bpv-e2e --no-run
 
-TEST=browse_search_edit_delete
+# Test-name filters (any match runs): the browse flow, import (issue 5), backup/restore (issue 6).
+TEST="browse_search_edit_delete import_dropped_folder backup_delete_restore"
 if [ "${1:-}" = "--bench" ]; then
   TEST=app_figures
   export BPV_E2E_BENCH_COUNTS="${BPV_E2E_BENCH_COUNTS:-10000,100000}"
@@ -39,4 +40,4 @@ trap cleanup EXIT
 env HOME="$HOME_TMP" XDG_RUNTIME_DIR="$HOME_TMP" NO_AT_BRIDGE=1 CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
   RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
   dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" \
-  cargo test --locked -p bpv-e2e --test app -- --ignored --nocapture --test-threads=1 "$TEST"
+  cargo test --locked -p bpv-e2e --test app -- --ignored --nocapture --test-threads=1 $TEST

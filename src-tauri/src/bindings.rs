@@ -6,6 +6,7 @@
 use ts_rs::TS;
 
 use crate::dto::*;
+use crate::dto_transfer::*;
 
 /// Where the generated file lives, relative to the repository root.
 pub const BINDINGS_FILE: &str = "ui/src/lib/bindings/index.ts";
@@ -36,10 +37,14 @@ pub fn typescript() -> String {
         InvalidFile, ReindexReport, ReconcileReport,
         IpcError, SortBy, ListArgs, SearchArgs, ItemPage, SearchPage, Sidebar, LibraryState,
         Problem, GraphNode, GraphEdge, YamlCheck, BlueprintDetail, MetaEdit, LibraryEventKind, LibraryEvent,
+        Operation, OperationProgress, BackupFinished, ImportClass, ImportItem, ImportError, ImportCounts,
+        ImportPlanView, ConflictChoice, ItemDecision, RenamedItem, ImportSummary, ExportScope, SecretFinding,
+        ExportPreview, ExportDone, BackupSchedule, BackupSettingsView, SnapshotRow, SnapshotFile, SnapshotProblem,
+        VerifyResult, BackupDone, RestoreDone,
     );
     out.push_str(&crate::commands::typescript(cfg));
     out.push_str(&format!(
-        "\n/** Every window event and its payload. */\nexport type Events = {{ {LIBRARY_CHANGED:?}: LibraryEvent }};\n"
+        "\n/** Every window event and its payload. */\nexport type Events = {{ {LIBRARY_CHANGED:?}: LibraryEvent; {OPERATION_PROGRESS:?}: OperationProgress; {BACKUP_FINISHED:?}: BackupFinished }};\n"
     ));
     out
 }

@@ -13,6 +13,7 @@ use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_opener::OpenerExt;
 
 use crate::dto::*;
+use crate::dto_transfer::*;
 use crate::state::{AppState, Opened};
 
 /// Largest page a list or search may ask for.
@@ -359,5 +360,124 @@ commands! {
         app.opener()
             .open_path(file.to_string_lossy(), None::<&str>)
             .map_err(|e| IpcError::new("io", format!("cannot open the file in an editor: {e}")))
+    }
+
+    /// Ask the user for files to import (blueprints, JSON blueprints, .zip bundles; several
+    /// at once) or, with `folder`, one folder; empty when cancelled.
+    fn choose_import_sources(app, folder: bool) -> Vec<String> {
+        let dialog = app.dialog().file().set_title(if folder { "Import a folder" } else { "Import files" });
+        let picked = tauri::async_runtime::spawn_blocking(move || {
+            if folder {
+                dialog.blocking_pick_folder().map(|f| vec![f])
+            } else {
+                dialog.add_filter("Blueprints and bundles", &["yaml", "yml", "json", "zip"]).blocking_pick_files()
+            }
+        })
+        .await
+        .map_err(IpcError::internal)?;
+        Ok(picked
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.into_path().ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect())
+    }
+
+    /// The import dry run (files, folders, .zip bundles; what a drop on the window or the
+    /// Import… button gives): every item classified, nothing written. Progress as
+    /// `operation-progress` events (op `import`); `cancel_operation` stops it.
+    fn import_plan(app, sources: Vec<String>, into: Option<String>) -> ImportPlanView {
+        let events = app.clone();
+        with_lib(&app, move |o| crate::transfer::import_plan(&events, &o.lib, sources, into)).await
+    }
+
+    /// Apply the dry run `plan_id`: conflicts by `on_conflict` unless an item has its own
+    /// decision (`skip` also leaves out a new item). All or nothing.
+    fn import_apply(app, plan_id: u64, on_conflict: ConflictChoice, decisions: Vec<ItemDecision>) -> ImportSummary {
+        let events = app.clone();
+        let summary = with_lib(&app, move |o| {
+            crate::transfer::import_apply(&events, &o.lib, plan_id, on_conflict, decisions)
+        })
+        .await?;
+        emit(&app, LibraryEventKind::Changed, summary.imported.clone());
+        Ok(summary)
+    }
+
+    /// Ask a running import, export, backup, verify or restore to stop (it then fails with
+    /// `cancelled` and leaves everything as it was); false when none runs.
+    fn cancel_operation(app, op: Operation) -> bool {
+        Ok(app.state::<crate::transfer::TransferState>().cancel(op))
+    }
+
+    /// What an export of `scope` would take, with the secret scan's findings.
+    fn export_preview(app, scope: ExportScope) -> ExportPreview {
+        with_lib(&app, move |o| crate::transfer::export_preview(&o.lib, &scope)).await
+    }
+
+    /// Export `scope` to `folder`, else to a new bundle in `Exports/`; `reveal` shows the
+    /// result in the file manager. Refused when the secret scan finds something, unless
+    /// `allow_secrets`.
+    fn export_blueprints(app, scope: ExportScope, folder: Option<String>, allow_secrets: bool, reveal: bool) -> ExportDone {
+        let events = app.clone();
+        let done = with_lib(&app, move |o| crate::transfer::export(&events, &o.lib, &scope, folder, allow_secrets)).await?;
+        if reveal && let Err(e) = app.opener().reveal_item_in_dir(&done.to) {
+            tracing::warn!("cannot show the export in the file manager: {e}");
+        }
+        Ok(done)
+    }
+
+    /// Where backups go and the automatic schedule.
+    fn backup_settings(app) -> BackupSettingsView {
+        let handle = app.clone();
+        with_lib(&app, move |o| Ok(crate::transfer::backup_settings(&handle, &o.lib))).await
+    }
+
+    /// Change the backup folder (null: the default, in the data dir) and the schedule.
+    fn set_backup_settings(app, location: Option<String>, schedule: BackupSchedule) -> BackupSettingsView {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::set_backup_settings(&handle, &o.lib, location, schedule)).await
+    }
+
+    /// Back up the library now, then verify the snapshot. Progress as `operation-progress`
+    /// (op `backup`); then a `backup-finished` event.
+    fn backup_now(app) -> BackupDone {
+        let handle = app.clone();
+        let result = with_lib(&app, move |o| crate::transfer::backup_now(&handle, &o.lib)).await;
+        crate::transfer::emit_backup_finished(&app, &result, false);
+        result
+    }
+
+    /// The snapshots in the backup folder, newest first (empty before the first backup).
+    fn backup_snapshots(app) -> Vec<SnapshotRow> {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::snapshots(&handle, &o.lib)).await
+    }
+
+    /// The files of one snapshot, by path.
+    fn snapshot_contents(app, id: String) -> Vec<SnapshotFile> {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::contents(&handle, &o.lib, &id)).await
+    }
+
+    /// Re-read and re-hash every object of a snapshot.
+    fn verify_snapshot(app, id: String) -> VerifyResult {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::verify(&handle, &o.lib, &id)).await
+    }
+
+    /// Put one file of a snapshot back into the library at its path (the current content,
+    /// if any, is kept in the blueprint's history); resolves to that path.
+    fn restore_from_snapshot(app, id: String, path: String) -> String {
+        let handle = app.clone();
+        let restored = with_lib(&app, move |o| crate::transfer::restore_file(&handle, &o.lib, &id, &path)).await?;
+        emit(&app, LibraryEventKind::Changed, vec![restored.clone()]);
+        Ok(restored)
+    }
+
+    /// Restore a whole snapshot into `to`, a new or empty folder (it can then be opened as
+    /// a library); `partial` restores what is intact of a damaged snapshot.
+    fn restore_snapshot_to(app, id: String, to: String, partial: bool) -> RestoreDone {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::restore_to(&handle, &o.lib, &id, &to, partial)).await
     }
 }

@@ -9,8 +9,10 @@
 mod bindings;
 mod commands;
 mod dto;
+mod dto_transfer;
 mod logging;
 mod state;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -24,6 +26,11 @@ fn main() {
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
         .manage(state::AppState::new(data_dir, log_dir))
+        .manage(transfer::TransferState::default())
+        .setup(|app| {
+            transfer::start_schedule(app.handle().clone());
+            Ok(())
+        })
         .invoke_handler(commands::handler())
         .run(tauri::generate_context!());
     if let Err(e) = result {

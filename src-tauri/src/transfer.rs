@@ -1,0 +1,614 @@
+//! The shell side of import/export and backup/restore: the pending import plan (the
+//! dry run the report dialog shows, applied later by its id), the cancel tokens of
+//! running operations, progress as window events, the backup settings file, and the
+//! automatic backup timer. The work itself is the engine's (`transfer`, `backup`);
+//! everything here runs on blocking threads, called from `commands.rs`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bpv_engine::backup::{self, BackupOptions, Repo};
+use bpv_engine::index::{ListQuery, SearchQuery, Sort};
+use bpv_engine::library::Library;
+use bpv_engine::transfer::{self, ImportPlan};
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, Emitter, Manager};
+
+use crate::dto::IpcError;
+use crate::dto_transfer::*;
+use crate::state::AppState;
+
+/// Most blueprints one export takes (a bundle of more is better made with `bpv export`).
+pub const MAX_EXPORT: usize = 5000;
+const SETTINGS_FILE: &str = "backup-settings.json";
+/// How often the automatic-backup timer looks at the clock.
+const SCHEDULE_TICK: Duration = Duration::from_secs(60);
+/// Progress events at most this often (the engine reports per item).
+const PROGRESS_EVERY: Duration = Duration::from_millis(80);
+/// After a failed automatic backup, wait this long before trying again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(15 * 60);
+
+/// A dry run kept for `import_apply` (one at a time: a new dry run replaces it).
+struct PendingPlan {
+    id: u64,
+    library: PathBuf,
+    into: Option<String>,
+    plan: ImportPlan,
+}
+
+/// A running operation's cancel switch (the engine has two token types).
+#[derive(Clone)]
+enum Cancel {
+    Transfer(transfer::CancelToken),
+    Backup(backup::CancelToken),
+}
+
+#[derive(Default)]
+pub struct TransferState {
+    plan: Mutex<Option<PendingPlan>>,
+    next_plan: AtomicU64,
+    running: Mutex<HashMap<Operation, Cancel>>,
+    /// Serialises writes of the settings file.
+    settings: Mutex<()>,
+}
+
+/// Marks an operation as running until dropped; refuses a second one of the same kind.
+pub struct Running<'a> {
+    state: &'a TransferState,
+    op: Operation,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.state.running.lock() {
+            r.remove(&self.op);
+        }
+    }
+}
+
+impl TransferState {
+    fn start(&self, op: Operation, cancel: Cancel) -> Result<Running<'_>, IpcError> {
+        let mut running = self.running.lock().map_err(IpcError::internal)?;
+        if running.contains_key(&op) {
+            return Err(IpcError::new(
+                "busy",
+                format!("{} is already running: wait for it to finish, or cancel it", op_name(op)),
+            ));
+        }
+        running.insert(op, cancel);
+        Ok(Running { state: self, op })
+    }
+
+    /// Ask a running operation to stop; false when none of that kind runs.
+    pub fn cancel(&self, op: Operation) -> bool {
+        let running = match self.running.lock() {
+            Ok(r) => r,
+            Err(_) => return false,
+        };
+        match running.get(&op) {
+            Some(Cancel::Transfer(t)) => {
+                t.store(true, Ordering::SeqCst);
+                true
+            }
+            Some(Cancel::Backup(t)) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn op_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Import => "an import",
+        Operation::Export => "an export",
+        Operation::Backup => "a backup",
+        Operation::Verify => "a verification",
+        Operation::Restore => "a restore",
+    }
+}
+
+/// A progress sink that emits `operation-progress`, throttled (the last report of a
+/// phase may be dropped; the UI treats the command's answer as the end).
+pub struct Progress {
+    app: AppHandle,
+    op: Operation,
+    start: Instant,
+    last_millis: AtomicU64,
+}
+
+impl Progress {
+    pub fn new(app: &AppHandle, op: Operation) -> Self {
+        let p = Progress { app: app.clone(), op, start: Instant::now(), last_millis: AtomicU64::new(0) };
+        p.send("starting", 0, 0, true);
+        p
+    }
+
+    pub fn send(&self, phase: &str, done: u64, total: u64, force: bool) {
+        let now = self.start.elapsed().as_millis() as u64;
+        let last = self.last_millis.load(Ordering::Relaxed);
+        if !force && now.saturating_sub(last) < PROGRESS_EVERY.as_millis() as u64 && done < total {
+            return;
+        }
+        self.last_millis.store(now, Ordering::Relaxed);
+        let event = OperationProgress { op: self.op, phase: phase.to_owned(), done, total };
+        if let Err(e) = self.app.emit(OPERATION_PROGRESS, event) {
+            tracing::warn!("cannot emit {OPERATION_PROGRESS}: {e}");
+        }
+    }
+
+    pub fn transfer(&self, e: transfer::ProgressEvent) {
+        self.send(e.phase, e.done as u64, e.total as u64, false)
+    }
+
+    pub fn backup(&self, p: backup::Progress) {
+        self.send(p.phase, p.done, p.total, false)
+    }
+}
+
+fn state(app: &AppHandle) -> tauri::State<'_, TransferState> {
+    app.state::<TransferState>()
+}
+
+// ---- import ----
+
+/// The dry run: classify every item of `sources` (nothing is written) and keep the plan.
+pub fn import_plan(
+    app: &AppHandle,
+    lib: &Library,
+    sources: Vec<String>,
+    into: Option<String>,
+) -> Result<ImportPlanView, IpcError> {
+    let sources: Vec<String> = sources.into_iter().filter(|s| !s.trim().is_empty()).collect();
+    if sources.is_empty() {
+        return Err(IpcError::new(
+            "invalid_argument",
+            "nothing to import: drop or choose files, folders or .zip bundles",
+        ));
+    }
+    let into = into.map(|f| f.trim().trim_matches('/').to_owned()).filter(|f| !f.is_empty());
+    let st = state(app);
+    let cancel: transfer::CancelToken = Default::default();
+    let _running = st.start(Operation::Import, Cancel::Transfer(cancel.clone()))?;
+    let progress = Progress::new(app, Operation::Import);
+    let tick = |e: transfer::ProgressEvent| progress.transfer(e);
+    let opts = transfer::ImportOptions { into: into.clone(), cancel: Some(cancel), ..transfer::ImportOptions::new() };
+    let paths: Vec<PathBuf> = sources.iter().map(PathBuf::from).collect();
+    let plan = lib.import_plan(&paths, &opts, Some(&tick))?;
+    let id = st.next_plan.fetch_add(1, Ordering::SeqCst) + 1;
+    let view = ImportPlanView::of(id, into.clone(), sources, &plan);
+    *st.plan.lock().map_err(IpcError::internal)? =
+        Some(PendingPlan { id, library: lib.root().to_path_buf(), into, plan });
+    Ok(view)
+}
+
+/// Apply the kept dry run `plan_id`: conflicts by `on_conflict` unless an item has its
+/// own decision. All or nothing; a cancel leaves the library as it was.
+pub fn import_apply(
+    app: &AppHandle,
+    lib: &Library,
+    plan_id: u64,
+    on_conflict: ConflictChoice,
+    decisions: Vec<ItemDecision>,
+) -> Result<ImportSummary, IpcError> {
+    let st = state(app);
+    let pending = st.plan.lock().map_err(IpcError::internal)?.take();
+    let Some(pending) = pending.filter(|p| p.id == plan_id && p.library == lib.root()) else {
+        return Err(IpcError::new(
+            "not_found",
+            "this import report is out of date (another import was checked since): check the files again",
+        ));
+    };
+    let cancel: transfer::CancelToken = Default::default();
+    let _running = st.start(Operation::Import, Cancel::Transfer(cancel.clone()))?;
+    let progress = Progress::new(app, Operation::Import);
+    let tick = |e: transfer::ProgressEvent| progress.transfer(e);
+    let opts = transfer::ImportOptions {
+        into: pending.into.clone(),
+        on_conflict: match on_conflict {
+            ConflictChoice::Skip => transfer::OnConflict::Skip,
+            ConflictChoice::Rename => transfer::OnConflict::Rename,
+            ConflictChoice::Overwrite => transfer::OnConflict::Overwrite,
+        },
+        decisions: decisions
+            .iter()
+            .map(|d| {
+                let choice = match d.choice {
+                    ConflictChoice::Skip => transfer::Decision::Skip,
+                    ConflictChoice::Rename => transfer::Decision::Rename,
+                    ConflictChoice::Overwrite => transfer::Decision::Overwrite,
+                };
+                (d.n as usize, choice)
+            })
+            .collect(),
+        cancel: Some(cancel),
+        ..transfer::ImportOptions::new()
+    };
+    match lib.import_apply(&pending.plan, &opts, Some(&tick)) {
+        Ok(report) => Ok(ImportSummary::from(&report)),
+        Err(e) => {
+            // Nothing was written: keep the plan so the user can try again.
+            if let Ok(mut slot) = st.plan.lock()
+                && slot.is_none()
+            {
+                *slot = Some(pending);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+// ---- export ----
+
+/// The blueprints a scope names, de-duplicated, in a stable order.
+pub fn resolve_scope(lib: &Library, scope: &ExportScope) -> Result<Vec<String>, IpcError> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut push = |p: String, out: &mut Vec<String>| {
+        if seen.insert(p.clone()) {
+            out.push(p);
+        }
+    };
+    for p in &scope.paths {
+        push(lib.item(p)?.path, &mut out);
+    }
+    let folder = scope.folder.as_deref().map(|f| f.trim_matches('/').to_owned()).filter(|f| !f.is_empty());
+    let text = scope.search.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    if let Some(text) = text {
+        let page = lib.search(&SearchQuery {
+            text: text.to_owned(),
+            tags: scope.tags.clone(),
+            folder: folder.clone(),
+            limit: MAX_EXPORT + 1,
+            ..Default::default()
+        })?;
+        for h in page.hits {
+            push(h.item.path, &mut out);
+        }
+    } else if folder.is_some() || !scope.tags.is_empty() {
+        let mut offset = 0;
+        loop {
+            let page = lib.list(&ListQuery {
+                folder: folder.clone(),
+                tags: scope.tags.clone(),
+                sort: Sort::Name,
+                offset,
+                limit: 1000,
+                ..Default::default()
+            })?;
+            let n = page.items.len();
+            for i in page.items {
+                push(i.path, &mut out);
+            }
+            offset += n;
+            if n == 0 || offset >= page.total || out.len() > MAX_EXPORT {
+                break;
+            }
+        }
+    }
+    if out.len() > MAX_EXPORT {
+        return Err(IpcError::new(
+            "invalid_argument",
+            format!("more than {MAX_EXPORT} blueprints: export a smaller selection, or use `bpv export`"),
+        ));
+    }
+    Ok(out)
+}
+
+/// `<library>/Exports/export-<unix seconds>.zip` (a new name each second).
+pub fn default_bundle(lib: &Library) -> PathBuf {
+    lib.root().join("Exports").join(format!("export-{}.zip", unix_now()))
+}
+
+pub fn export_preview(lib: &Library, scope: &ExportScope) -> Result<ExportPreview, IpcError> {
+    let paths = resolve_scope(lib, scope)?;
+    let warnings = lib.secret_scan(&paths)?.iter().map(SecretFinding::from).collect();
+    Ok(ExportPreview { paths, warnings, default_bundle: default_bundle(lib).to_string_lossy().into_owned() })
+}
+
+/// Export the scope: to `folder` (files, for one blueprint or more), else to a new
+/// bundle in `Exports/`. Refused (`invalid_argument`, nothing written) when the secret
+/// scan finds something and `allow_secrets` is off.
+pub fn export(
+    app: &AppHandle,
+    lib: &Library,
+    scope: &ExportScope,
+    folder: Option<String>,
+    allow_secrets: bool,
+) -> Result<ExportDone, IpcError> {
+    let paths = resolve_scope(lib, scope)?;
+    if paths.is_empty() {
+        return Err(IpcError::new(
+            "invalid_argument",
+            "nothing to export: select blueprints, a folder, a tag or a search",
+        ));
+    }
+    let dest = match folder.filter(|f| !f.trim().is_empty()) {
+        Some(f) => PathBuf::from(f),
+        None => default_bundle(lib),
+    };
+    let st = state(app);
+    let cancel: transfer::CancelToken = Default::default();
+    let _running = st.start(Operation::Export, Cancel::Transfer(cancel.clone()))?;
+    let progress = Progress::new(app, Operation::Export);
+    let tick = |e: transfer::ProgressEvent| progress.transfer(e);
+    let opts = transfer::ExportOptions { allow_secrets, overwrite: false, cancel: Some(cancel) };
+    let r = lib.export(&paths, &dest, &opts, Some(&tick))?;
+    Ok(ExportDone {
+        exported: r.exported.clone(),
+        to: r.to.clone(),
+        kind: r.kind.clone(),
+        warnings: r.warnings.iter().map(SecretFinding::from).collect(),
+        files: r.files as u64,
+        bytes: r.bytes,
+        millis: r.millis,
+    })
+}
+
+// ---- backup settings ----
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct BackupSettings {
+    #[serde(default)]
+    location: Option<String>,
+    #[serde(default)]
+    schedule: BackupSchedule,
+    #[serde(default)]
+    last_backup: Option<u64>,
+}
+
+fn settings_file(app: &AppHandle) -> PathBuf {
+    app.state::<AppState>().data_dir.join(SETTINGS_FILE)
+}
+
+fn load_settings(app: &AppHandle) -> BackupSettings {
+    let file = settings_file(app);
+    match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!("ignoring unreadable {}: {e}", file.display());
+            BackupSettings::default()
+        }),
+        Err(_) => BackupSettings::default(),
+    }
+}
+
+fn change_settings(app: &AppHandle, f: impl FnOnce(&mut BackupSettings)) -> Result<BackupSettings, IpcError> {
+    let st = state(app);
+    let _guard = st.settings.lock().map_err(IpcError::internal)?;
+    let mut s = load_settings(app);
+    f(&mut s);
+    let file = settings_file(app);
+    let body = serde_json::to_vec_pretty(&s).map_err(IpcError::internal)?;
+    if let Some(dir) = file.parent() {
+        bpv_engine::fsio::ensure_dir(dir)?;
+    }
+    bpv_engine::fsio::write_atomic(&file, &body)?;
+    Ok(s)
+}
+
+fn repo_location(lib: &Library, s: &BackupSettings) -> PathBuf {
+    match &s.location {
+        Some(l) => PathBuf::from(l),
+        None => Repo::default_location(lib),
+    }
+}
+
+pub fn backup_settings(app: &AppHandle, lib: &Library) -> BackupSettingsView {
+    view_of(lib, &load_settings(app))
+}
+
+fn view_of(lib: &Library, s: &BackupSettings) -> BackupSettingsView {
+    BackupSettingsView {
+        location: s.location.clone(),
+        effective_location: repo_location(lib, s).to_string_lossy().into_owned(),
+        default_location: Repo::default_location(lib).to_string_lossy().into_owned(),
+        schedule: s.schedule,
+        last_backup: s.last_backup,
+    }
+}
+
+/// Change the repository folder (null: the default) and the schedule.
+pub fn set_backup_settings(
+    app: &AppHandle,
+    lib: &Library,
+    location: Option<String>,
+    schedule: BackupSchedule,
+) -> Result<BackupSettingsView, IpcError> {
+    let location = location.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty());
+    if let Some(l) = &location {
+        let p = Path::new(l);
+        if !p.is_absolute() {
+            return Err(IpcError::new("invalid_argument", format!("choose a full folder path for backups, not {l}")));
+        }
+        if std::fs::canonicalize(p).is_ok_and(|c| c.starts_with(lib.root())) {
+            return Err(IpcError::new(
+                "invalid_argument",
+                "backups cannot live inside the library they back up: choose a folder outside it (an external drive is best)",
+            ));
+        }
+    }
+    let s = change_settings(app, |s| {
+        s.location = location;
+        s.schedule = schedule;
+    })?;
+    Ok(view_of(lib, &s))
+}
+
+fn open_repo(app: &AppHandle, lib: &Library) -> Result<Option<Repo>, IpcError> {
+    let path = repo_location(lib, &load_settings(app));
+    if !path.join("config.json").exists() {
+        if let Some(l) = load_settings(app).location
+            && !Path::new(&l).exists()
+        {
+            return Err(IpcError::new(
+                "not_found",
+                format!("the backup folder {l} is not there: connect its drive, or choose another location"),
+            ));
+        }
+        return Ok(None);
+    }
+    Ok(Some(Repo::open(&path)?))
+}
+
+// ---- backup, verify, restore ----
+
+/// Back up the library, then verify the new snapshot.
+pub fn backup_now(app: &AppHandle, lib: &Library) -> Result<BackupDone, IpcError> {
+    let st = state(app);
+    let cancel = backup::CancelToken::new();
+    let _running = st.start(Operation::Backup, Cancel::Backup(cancel.clone()))?;
+    let progress = Progress::new(app, Operation::Backup);
+    let tick = |p: backup::Progress| progress.backup(p);
+    let repo = repo_location(lib, &load_settings(app));
+    let report = backup::backup(
+        lib,
+        &BackupOptions { repo: Some(repo.clone()), progress: Some(&tick), cancel: cancel.clone() },
+    )?;
+    let verify = Repo::open(&repo)?.verify(&report.id, Some(&tick), &cancel)?;
+    change_settings(app, |s| s.last_backup = Some(unix_now()))?;
+    Ok(BackupDone {
+        id: report.id,
+        files: report.files,
+        bytes: report.bytes,
+        new_bytes: report.new_bytes,
+        millis: report.millis,
+        repository: report.repository,
+        skipped: report.skipped,
+        verify: VerifyResult::from(&verify),
+    })
+}
+
+pub fn snapshots(app: &AppHandle, lib: &Library) -> Result<Vec<SnapshotRow>, IpcError> {
+    let Some(repo) = open_repo(app, lib)? else { return Ok(Vec::new()) };
+    Ok(repo.snapshots()?.iter().map(SnapshotRow::from).collect())
+}
+
+fn existing_repo(app: &AppHandle, lib: &Library) -> Result<Repo, IpcError> {
+    open_repo(app, lib)?.ok_or_else(|| IpcError::new("not_found", "no backups yet: back up first"))
+}
+
+pub fn contents(app: &AppHandle, lib: &Library, id: &str) -> Result<Vec<SnapshotFile>, IpcError> {
+    Ok(existing_repo(app, lib)?.contents(id)?.iter().map(SnapshotFile::from).collect())
+}
+
+pub fn verify(app: &AppHandle, lib: &Library, id: &str) -> Result<VerifyResult, IpcError> {
+    let repo = existing_repo(app, lib)?;
+    let st = state(app);
+    let cancel = backup::CancelToken::new();
+    let _running = st.start(Operation::Verify, Cancel::Backup(cancel.clone()))?;
+    let progress = Progress::new(app, Operation::Verify);
+    let tick = |p: backup::Progress| progress.backup(p);
+    Ok(VerifyResult::from(&repo.verify(id, Some(&tick), &cancel)?))
+}
+
+/// Put one file of a snapshot back into the library at its own path (a blueprint's
+/// current content, if any, is kept in its history). Returns the library path.
+pub fn restore_file(app: &AppHandle, lib: &Library, id: &str, path: &str) -> Result<String, IpcError> {
+    let repo = existing_repo(app, lib)?;
+    let entry = backup::restore_file_into_library(lib, &repo, id, path)?;
+    Ok(entry.path)
+}
+
+/// Restore a whole snapshot into `to` (a new or empty folder): the library files, and
+/// its trash and history into that folder's private area, so it opens as a library.
+pub fn restore_to(app: &AppHandle, lib: &Library, id: &str, to: &str, partial: bool) -> Result<RestoreDone, IpcError> {
+    let repo = existing_repo(app, lib)?;
+    let dir = PathBuf::from(to);
+    if !dir.is_absolute() {
+        return Err(IpcError::new("invalid_argument", format!("choose a full folder path to restore into, not {to}")));
+    }
+    let canon_lib = lib.root();
+    if std::fs::canonicalize(&dir).is_ok_and(|c| c == canon_lib || c.starts_with(canon_lib)) {
+        return Err(IpcError::new(
+            "invalid_argument",
+            "restore into a new, empty folder outside the open library (the open library is not replaced)",
+        ));
+    }
+    let st = state(app);
+    let cancel = backup::CancelToken::new();
+    let _running = st.start(Operation::Restore, Cancel::Backup(cancel.clone()))?;
+    let progress = Progress::new(app, Operation::Restore);
+    let tick = |p: backup::Progress| progress.backup(p);
+    let existed = dir.exists();
+    let data_dir = &app.state::<AppState>().data_dir;
+    let area = (|| -> Result<PathBuf, IpcError> {
+        std::fs::create_dir_all(&dir).map_err(|e| bpv_engine::Error::io("cannot create", &dir, e))?;
+        let canon = std::fs::canonicalize(&dir).map_err(|e| bpv_engine::Error::io("cannot resolve", &dir, e))?;
+        Ok(bpv_engine::paths::library_area(data_dir, &canon))
+    })()?;
+    let opts = backup::RestoreOptions { partial, progress: Some(&tick), cancel };
+    match repo.restore_to(id, &dir, Some(&area), &opts) {
+        Ok(r) => Ok(RestoreDone::from(&r)),
+        Err(e) => {
+            if !existed {
+                let _ = std::fs::remove_dir(&dir);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+// ---- the automatic schedule ----
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub fn emit_backup_finished(app: &AppHandle, result: &Result<BackupDone, IpcError>, scheduled: bool) {
+    let event = match result {
+        Ok(d) => BackupFinished { ok: true, scheduled, id: Some(d.id.clone()), message: None },
+        Err(e) => BackupFinished { ok: false, scheduled, id: None, message: Some(e.message.clone()) },
+    };
+    if let Err(e) = app.emit(BACKUP_FINISHED, event) {
+        tracing::warn!("cannot emit {BACKUP_FINISHED}: {e}");
+    }
+}
+
+/// While the app runs: every minute, back up the open library when the schedule says
+/// one is due (measured from the last backup the app made, whatever started it). A
+/// failed attempt (a missing drive) is retried after `RETRY_AFTER_FAILURE`. Its own
+/// thread: the work is blocking and the timer must not hold an async worker.
+pub fn start_schedule(app: AppHandle) {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if STARTED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("backup-schedule".into()).spawn(move || {
+        let mut failed_at: Option<Instant> = None;
+        loop {
+            std::thread::sleep(SCHEDULE_TICK);
+            if failed_at.is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE) {
+                continue;
+            }
+            failed_at = match run_if_due(&app) {
+                Some(false) => Some(Instant::now()),
+                _ => None,
+            };
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the automatic backup timer: {e}");
+    }
+}
+
+/// None: nothing was due; Some(ok) otherwise.
+fn run_if_due(app: &AppHandle) -> Option<bool> {
+    let s = load_settings(app);
+    let every = s.schedule.interval_secs()?;
+    if s.last_backup.is_some_and(|last| unix_now().saturating_sub(last) < every) {
+        return None;
+    }
+    let opened = app.state::<AppState>().current_opt()?;
+    tracing::info!("automatic backup starting");
+    let result = backup_now(app, &opened.lib);
+    match &result {
+        Ok(d) => tracing::info!(id = %d.id, files = d.files, "automatic backup done"),
+        Err(e) => tracing::warn!(code = %e.code, "automatic backup failed: {}", e.message),
+    }
+    emit_backup_finished(app, &result, true);
+    Some(result.is_ok())
+}
