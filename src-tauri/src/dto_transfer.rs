@@ -223,6 +223,7 @@ impl From<&ImportReport> for ImportSummary {
 #[derive(Clone, Debug, Default, Deserialize, TS)]
 pub struct ExportScope {
     pub paths: Vec<String>,
+    /// A folder (any depth below it); `""` for the whole library.
     pub folder: Option<String>,
     pub tags: Vec<String>,
     pub search: Option<String>,

@@ -269,7 +269,7 @@ pub fn resolve_scope(lib: &Library, scope: &ExportScope) -> Result<Vec<String>, 
         for h in page.hits {
             push(h.item.path, &mut out);
         }
-    } else if folder.is_some() || !scope.tags.is_empty() {
+    } else if scope.folder.is_some() || !scope.tags.is_empty() {
         let mut offset = 0;
         loop {
             let page = lib.list(&ListQuery {
@@ -534,14 +534,14 @@ pub fn restore_to(app: &AppHandle, lib: &Library, id: &str, to: &str, partial: b
     let progress = Progress::new(app, Operation::Restore);
     let tick = |p: backup::Progress| progress.backup(p);
     let existed = dir.exists();
-    let data_dir = &app.state::<AppState>().data_dir;
+    let data_dir = app.state::<AppState>().data_dir.clone();
     let area = (|| -> Result<PathBuf, IpcError> {
         std::fs::create_dir_all(&dir).map_err(|e| bpv_engine::Error::io("cannot create", &dir, e))?;
         let canon = std::fs::canonicalize(&dir).map_err(|e| bpv_engine::Error::io("cannot resolve", &dir, e))?;
-        Ok(bpv_engine::paths::library_area(data_dir, &canon))
+        Ok(bpv_engine::paths::library_area(&data_dir, &canon))
     })()?;
     let opts = backup::RestoreOptions { partial, progress: Some(&tick), cancel };
-    match repo.restore_to(id, &dir, Some(&area), &opts) {
+    match repo.restore_to(id, &dir, Some(area.as_path()), &opts) {
         Ok(r) => Ok(RestoreDone::from(&r)),
         Err(e) => {
             if !existed {

@@ -394,6 +394,30 @@ async fn import_flow(app: &App, world: &World, src: &Path, clash_new: &str, fres
     )
     .await?;
     app.screenshot("import-03-listed").await?;
+
+    // Export the search results: the secret scan runs first, then a bundle lands in Exports/.
+    app.click("[data-testid=export-button]").await?;
+    let counted = app
+        .until(
+            "the export check",
+            T,
+            "const e = document.querySelector('[data-testid=export-count]'); return e && e.textContent",
+        )
+        .await?;
+    assert!(counted.as_str().unwrap_or("").starts_with("1 blueprint"), "one search result: {counted}");
+    app.screenshot("import-04-export").await?;
+    app.click("[data-testid=export-go]").await?;
+    let exports = world.library().join("Exports");
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let zips = walk_names(&exports, ".zip");
+        if let Some(zip) = zips.first() {
+            assert!(std::fs::metadata(zip)?.len() > 0, "the bundle {zip} has content");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no bundle in {}", exports.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
 

@@ -47,7 +47,7 @@ export class ProgressBoard {
       this.#listeners -= 1;
       if (this.#listeners === 0 && this.#unlisten === shared) {
         this.#unlisten = null;
-        void shared.then((u) => u());
+        void shared.then(unlistenQuietly);
       }
     });
   }
@@ -226,4 +226,13 @@ export function reasonOf(item: ImportItem): string {
   const r = item.reason ?? '';
   if (item.line != null && !r.startsWith('line ')) return `line ${item.line}: ${r}`;
   return r;
+}
+
+/** Stop listening; a shell that is already gone (window closing, test teardown) is fine. */
+export function unlistenQuietly(unlisten: () => unknown): void {
+  try {
+    void Promise.resolve(unlisten()).catch(() => {});
+  } catch {
+    /* already gone */
+  }
 }
