@@ -108,6 +108,14 @@ enum Command {
     },
     /// Move a blueprint to the trash.
     Delete { path: String },
+    /// Rename or move a blueprint (with its metadata and history) to a new path.
+    Mv {
+        from: String,
+        to: String,
+        /// Refuse (conflict) unless the file still has this content hash.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
     /// The trash: list, restore, empty.
     Trash {
         #[command(subcommand)]
@@ -288,6 +296,10 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
             let lib = open(&cli, false)?;
             let entry = lib.delete(path)?;
             out.deleted(&entry)
+        }
+        Command::Mv { from, to, if_match } => {
+            let lib = open(&cli, false)?;
+            out.moved(&lib.rename(from, to, if_match.as_deref())?)
         }
         Command::Trash { action } => {
             let lib = open(&cli, false)?;

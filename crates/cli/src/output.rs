@@ -151,6 +151,13 @@ impl Out {
         print(&format!("Saved {} ({})", i.path, &i.hash[..12.min(i.hash.len())]))
     }
 
+    pub fn moved(&self, i: &Item) -> Result<()> {
+        if self.json {
+            return emit_json(i);
+        }
+        print(&format!("Moved to {}", i.path))
+    }
+
     pub fn deleted(&self, e: &TrashEntry) -> Result<()> {
         if self.json {
             return emit_json(e);

@@ -243,6 +243,26 @@ fn delete_goes_to_the_trash_and_restores() {
 }
 
 #[test]
+fn mv_moves_a_blueprint_with_its_metadata_and_refuses_a_taken_name() {
+    let env = Env::new();
+    env.write("Blueprints/personal/a.blueprint.yaml", DIGEST);
+    env.write("Blueprints/personal/a.blueprint.meta.json", "{\"tags\": [\"kept\"], \"owner\": \"ops\"}\n");
+    env.write("Blueprints/shared/taken.blueprint.yaml", DIGEST);
+    let moved = env.json(&["mv", "Blueprints/personal/a.blueprint.yaml", "Blueprints/shared/team/b.blueprint.yaml"]);
+    assert_eq!(moved["path"], "Blueprints/shared/team/b.blueprint.yaml");
+    assert_eq!(moved["tags"], serde_json::json!(["crm", "slack", "kept"]));
+    assert_eq!(fs::read(env.library.join("Blueprints/shared/team/b.blueprint.yaml")).unwrap(), DIGEST.as_bytes());
+    let companion = fs::read_to_string(env.library.join("Blueprints/shared/team/b.blueprint.meta.json")).unwrap();
+    assert!(companion.contains("\"owner\""), "companion fields survive: {companion}");
+    assert!(!env.library.join("Blueprints/personal/a.blueprint.yaml").exists());
+    assert!(env.json(&["trash", "list"]).as_array().unwrap().is_empty());
+    let taken =
+        env.run(&["--json", "mv", "Blueprints/shared/team/b.blueprint.yaml", "Blueprints/shared/taken.blueprint.yaml"]);
+    assert_eq!(taken.status.code(), Some(5), "{}", String::from_utf8_lossy(&taken.stderr));
+    assert!(env.library.join("Blueprints/shared/team/b.blueprint.yaml").is_file());
+}
+
+#[test]
 fn if_match_detects_outside_changes_and_tags_go_to_the_companion() {
     let env = Env::new();
     let saved = env.json(&["save", "Blueprints/personal/a.blueprint.yaml", "--file", &write_tmp(&env, DIGEST)]);

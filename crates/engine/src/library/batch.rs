@@ -29,8 +29,19 @@ pub(crate) const BATCH_MARKER: &str = "-batch-";
 
 #[derive(Serialize, Deserialize)]
 enum Step {
-    Put { target: String, temp: String },
-    Delete { target: String, trash: String },
+    Put {
+        target: String,
+        temp: String,
+    },
+    Delete {
+        target: String,
+        trash: String,
+    },
+    /// A rename inside the library (`Library::rename`); done once `from` is gone.
+    Move {
+        from: String,
+        to: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +81,20 @@ impl Library {
         fsio::remove_durable(&jpath)?;
         drop(_lock);
         self.refresh(&touched)
+    }
+
+    /// Renames inside the library as one journalled step: after a crash the next open
+    /// finishes them, so a blueprint and its companion never end up split. The caller
+    /// holds the write lock and has checked every target is free.
+    pub(super) fn move_journalled(&self, moves: &[(String, String)]) -> Result<()> {
+        let id = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let steps = moves.iter().map(|(from, to)| Step::Move { from: from.clone(), to: to.clone() }).collect();
+        let journal = Journal { id: id.clone(), steps };
+        let body = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let jpath = self.journal_dir().join(format!("{id}.json"));
+        fsio::write_atomic(&jpath, &body)?;
+        self.roll_forward(&journal)?;
+        fsio::remove_durable(&jpath)
     }
 
     fn prepare(
@@ -197,6 +222,14 @@ impl Library {
                         fsio::move_durable(&abs, &dir.join("blueprint.yaml"))?;
                     }
                 }
+                Step::Move { from, to } => {
+                    let (from_abs, to_abs) = (self.root.join(from), self.root.join(to));
+                    // Never over an existing file: the rename checked `to` was free under
+                    // the write lock, so something there now is someone else's.
+                    if from_abs.is_file() && fs::symlink_metadata(&to_abs).is_err() {
+                        fsio::move_durable(&from_abs, &to_abs)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -223,8 +256,9 @@ impl Library {
                     let touched: Vec<String> = journal
                         .steps
                         .iter()
-                        .map(|s| match s {
-                            Step::Put { target, .. } | Step::Delete { target, .. } => target.clone(),
+                        .flat_map(|s| match s {
+                            Step::Put { target, .. } | Step::Delete { target, .. } => vec![target.clone()],
+                            Step::Move { from, to } => vec![from.clone(), to.clone()],
                         })
                         .filter(|t| t.ends_with(crate::item::BLUEPRINT_SUFFIX))
                         .collect();
@@ -320,6 +354,35 @@ mod tests {
         assert!(lib.item("Blueprints/shared/new.blueprint.yaml").is_ok());
         assert!(lib.item("Blueprints/personal/gone.blueprint.yaml").is_err());
         assert_eq!(lib.trash_list().unwrap().len(), 1);
+        assert!(fs::read_dir(lib.journal_dir()).unwrap().next().is_none());
+    }
+
+    /// A rename that died between moving the blueprint and its companion is finished
+    /// by the next open: the two are never left split.
+    #[test]
+    fn an_interrupted_rename_is_finished_at_the_next_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, data) = (tmp.path().join("lib"), tmp.path().join("data"));
+        let lib = open(&root, &data);
+        let save = BlueprintSave { tags: Some(vec!["kept".into()]), ..Default::default() };
+        lib.save_blueprint("Blueprints/personal/a.blueprint.yaml", b"name: A\n", &save).unwrap();
+        let moves = [
+            ("Blueprints/personal/a.blueprint.yaml", "Blueprints/shared/b.blueprint.yaml"),
+            ("Blueprints/personal/a.blueprint.meta.json", "Blueprints/shared/b.blueprint.meta.json"),
+        ];
+        let steps = moves.iter().map(|(f, t)| Step::Move { from: (*f).into(), to: (*t).into() }).collect();
+        let id = "4242-00000000000000cc";
+        let body = serde_json::to_vec(&Journal { id: id.into(), steps }).unwrap();
+        fsio::write_atomic(&lib.journal_dir().join(format!("{id}.json")), &body).unwrap();
+        // Crash after the first move only.
+        fsio::move_durable(&root.join(moves[0].0), &root.join(moves[0].1)).unwrap();
+        drop(lib);
+
+        let lib = open(&root, &data);
+        assert!(root.join(moves[1].1).is_file(), "the companion followed its blueprint");
+        assert!(!root.join(moves[1].0).exists());
+        assert_eq!(lib.item("Blueprints/shared/b.blueprint.yaml").unwrap().tags, vec!["kept".to_string()]);
+        assert!(lib.item("Blueprints/personal/a.blueprint.yaml").is_err());
         assert!(fs::read_dir(lib.journal_dir()).unwrap().next().is_none());
     }
 

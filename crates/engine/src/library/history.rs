@@ -28,7 +28,7 @@ pub struct Version {
 }
 
 impl Library {
-    fn versions_dir(&self, rel: &str) -> PathBuf {
+    pub(super) fn versions_dir(&self, rel: &str) -> PathBuf {
         let digest = hex::encode(Sha256::digest(rel.as_bytes()));
         self.area.join("versions").join(&digest[..20])
     }
@@ -97,8 +97,25 @@ impl Library {
             None => versions.first(),
         }
         .ok_or_else(|| Error::NotFound(format!("no earlier version of {rel}")))?;
-        let bytes = fs::read(self.versions_dir(&rel).join(format!("{}.yaml", chosen.id)))
-            .map_err(|e| Error::io("cannot read version of", &self.root.join(&rel), e))?;
+        let bytes = self.version_content(&rel, &chosen.id)?;
         self.save_blueprint(&rel, &bytes, &BlueprintSave { allow_invalid: true, ..Default::default() })
+    }
+
+    /// The content of one earlier version (an id from `versions`).
+    pub fn version_content(&self, path: &str, id: &str) -> Result<Vec<u8>> {
+        let rel = self.existing_rel(path)?;
+        // Ids are file stems this module wrote: digits, a dash and hex. Anything else
+        // could name a file outside the history folder.
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::InvalidArgument(format!("{id:?} is not a version id")));
+        }
+        let file = self.versions_dir(&rel).join(format!("{id}.yaml"));
+        match fs::read(&file) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::NotFound(format!("version {id} of {rel} (it may have been pruned)")))
+            }
+            Err(e) => Err(Error::io("cannot read version of", &self.root.join(&rel), e)),
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 mod batch;
 mod history;
+mod rename;
 pub mod scan;
 mod store_impl;
 mod trash;
