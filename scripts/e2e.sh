@@ -37,7 +37,14 @@ cleanup() {
   rm -rf "$HOME_TMP" 2>/dev/null || true
 }
 trap cleanup EXIT
-env HOME="$HOME_TMP" XDG_RUNTIME_DIR="$HOME_TMP" NO_AT_BRIDGE=1 CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
-  RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-  dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" \
-  cargo test --locked -p bpv-e2e --test app -- --ignored --nocapture --test-threads=1 $TEST
+# Run a command in the isolated GUI session.
+gui() {
+  env HOME="$HOME_TMP" XDG_RUNTIME_DIR="$HOME_TMP" NO_AT_BRIDGE=1 CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
+    RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
+    dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" "$@"
+}
+gui cargo test --locked -p bpv-e2e --test app -- --ignored --nocapture --test-threads=1 $TEST
+if [ "${1:-}" != "--bench" ]; then
+  # The open blueprint following outside edits, deletes and version restores.
+  gui cargo test --locked -p bpv-e2e --test live -- --ignored --nocapture --test-threads=1
+fi

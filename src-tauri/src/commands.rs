@@ -259,34 +259,12 @@ commands! {
         Ok(item)
     }
 
-    /// Rename or move a blueprint (and its tags and description) to a new path; the old
-    /// file goes to the Trash. `conflict` if it changed since `if_match`.
+    /// Rename or move a blueprint with its companion metadata and version history (the
+    /// engine's `rename`). `conflict` if it changed since `if_match`.
     fn move_blueprint(app, from: String, to: String, if_match: Option<String>) -> Item {
         let (item, old) = with_lib(&app, move |o| {
-            let old = o.lib.item(&from)?;
-            if let Some(h) = &if_match
-                && !h.eq_ignore_ascii_case(&old.hash)
-            {
-                return Err(bpv_engine::Error::Conflict(format!(
-                    "{from} changed since you loaded it; reload it before moving it"
-                ))
-                .into());
-            }
-            let yaml = o.lib.read(&old.path)?;
-            let fields = bpv_engine::blueprint::analyse(&yaml).fields;
-            let companion_tags: Vec<String> = old.tags.iter().filter(|t| !fields.tags.contains(t)).cloned().collect();
-            let description = old.description.clone().filter(|d| Some(d) != fields.description.as_ref());
-            let save = BlueprintSave {
-                create_only: true,
-                allow_invalid: true,
-                if_match: None,
-                tags: (!companion_tags.is_empty()).then_some(companion_tags),
-                description,
-                ..Default::default()
-            };
-            let item = o.lib.save_blueprint(&to, &yaml, &save)?;
-            o.lib.delete(&old.path)?;
-            Ok((item, old.path))
+            let item = o.lib.rename(&from, &to, if_match.as_deref())?;
+            Ok((item, from))
         })
         .await?;
         emit(&app, LibraryEventKind::Changed, vec![old, item.path.clone()]);
@@ -322,6 +300,15 @@ commands! {
     /// Earlier contents of a blueprint, newest first.
     fn versions(app, path: String) -> Vec<Version> {
         with_lib(&app, move |o| Ok(o.lib.versions(&path)?)).await
+    }
+
+    /// The text of one earlier version (for comparing before restoring it).
+    fn version_text(app, path: String, id: String) -> String {
+        with_lib(&app, move |o| {
+            let bytes = o.lib.version_content(&path, &id)?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        })
+        .await
     }
 
     /// Put an earlier version back (the current content becomes a version itself).
