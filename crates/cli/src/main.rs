@@ -2,6 +2,7 @@
 //! its `--json` output is a public interface that scripts depend on.
 
 mod backup;
+mod creds;
 mod output;
 mod transfer;
 mod watch;
@@ -29,6 +30,10 @@ struct Cli {
     /// Machine-readable JSON output (errors as {"code","message"} on stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// Credential store: secret-service, keyutils or file (default: $BPV_CREDENTIAL_STORE,
+    /// else the one this library uses, else the first that works here).
+    #[arg(long, global = true, value_name = "STORE")]
+    store: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -96,7 +101,7 @@ enum Command {
         tags: Vec<String>,
         #[arg(long)]
         description: Option<String>,
-        /// Encrypt at rest (needs the keychain; not available yet).
+        /// Encrypt at rest (key in the OS keychain; see `bpv keys`).
         #[arg(long)]
         encrypt: bool,
         /// Fail with a conflict unless the file's current hash is HASH.
@@ -143,6 +148,16 @@ enum Command {
     Export(transfer::ExportArgs),
     #[command(flatten)]
     Backup(backup::BackupCommand),
+    /// Named secrets (API keys, tokens) in the OS keychain.
+    Creds {
+        #[command(subcommand)]
+        action: creds::CredsAction,
+    },
+    /// The master key of encrypted blueprints: status, recovery kit, recover, rotate, audit.
+    Keys {
+        #[command(subcommand)]
+        action: creds::KeysAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -257,17 +272,15 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
                 out.item(&lib.item(path)?)
             } else {
                 let bytes = lib.read(path)?;
+                if bpv_engine::secrets::crypto::is_sealed(&bytes) {
+                    return creds::show_plain(&lib, path, &creds::store_kind(cli.store.as_deref())?);
+                }
                 std::io::stdout()
                     .write_all(&bytes)
                     .map_err(|e| Error::Io { context: "cannot write to stdout".into(), source: e })
             }
         }
         Command::Save { path, file, tags, description, encrypt, if_match, create } => {
-            if *encrypt {
-                return Err(Error::Unsupported(
-                    "--encrypt needs the keychain, which this version does not have yet".into(),
-                ));
-            }
             let bytes = match file {
                 Some(f) => std::fs::read(f).map_err(|e| Error::io("cannot read", f, e))?,
                 None => {
@@ -279,17 +292,19 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
                 }
             };
             let lib = open(&cli, false)?;
-            let item = lib.save_blueprint(
-                path,
-                &bytes,
-                &BlueprintSave {
-                    tags: (!tags.is_empty()).then(|| tags.clone()),
-                    description: description.clone(),
-                    if_match: if_match.clone(),
-                    create_only: *create,
-                    ..Default::default()
-                },
-            )?;
+            let save = BlueprintSave {
+                tags: (!tags.is_empty()).then(|| tags.clone()),
+                description: description.clone(),
+                if_match: if_match.clone(),
+                create_only: *create,
+                ..Default::default()
+            };
+            let item = if *encrypt {
+                let opts = creds::store_kind(cli.store.as_deref())?;
+                bpv_engine::secrets::Secrets::open(&lib, &opts)?.save_encrypted(&lib, path, &bytes, &save)?
+            } else {
+                lib.save_blueprint(path, &bytes, &save)?
+            };
             out.saved(&item)
         }
         Command::Delete { path } => {
@@ -329,11 +344,30 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Backup(cmd) => backup::run(cmd, &cli, out),
         Command::Info => {
             let lib = open(&cli, false)?;
-            out.info(&lib.info()?)
+            let info = lib.info()?;
+            let (keychain, keychain_text) = creds::info_keychain(&lib, &creds::store_kind(cli.store.as_deref())?);
+            if cli.json {
+                let mut v = serde_json::to_value(&info).map_err(|e| Error::Corrupt(e.to_string()))?;
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("keychain".into(), keychain);
+                }
+                println!("{v}");
+                Ok(())
+            } else {
+                out.info(&info)?;
+                println!("{keychain_text}");
+                Ok(())
+            }
         }
         Command::Watch(args) => watch::run(&cli, args),
         Command::Import(args) => transfer::import(&open(&cli, false)?, args, cli.json, out),
         Command::Export(args) => transfer::export(&open(&cli, false)?, args, cli.json, out),
+        Command::Creds { action } => {
+            creds::creds(&open(&cli, false)?, action, &creds::store_kind(cli.store.as_deref())?, cli.json)
+        }
+        Command::Keys { action } => {
+            creds::keys(&open(&cli, false)?, action, &creds::store_kind(cli.store.as_deref())?, cli.json)
+        }
     }
 }
 

@@ -37,6 +37,15 @@ pub enum Error {
     },
     #[error("cancelled")]
     Cancelled,
+    /// Sealed data and the key at hand do not match (or a passphrase is wrong).
+    #[error("wrong key: {0}")]
+    WrongKey(String),
+    /// The master key is not in the credential store; the message says the way out.
+    #[error("key missing: {0}")]
+    KeyMissing(String),
+    /// The credential store (Secret Service, keyutils, the passphrase file) failed or is unreachable.
+    #[error("keychain: {0}")]
+    Keychain(String),
 }
 
 impl Error {
@@ -56,6 +65,9 @@ impl Error {
             Error::Io { source, .. } if is_disk_full(source) => "disk_full",
             Error::Io { .. } => "io",
             Error::Cancelled => "cancelled",
+            Error::WrongKey(_) => "wrong_key",
+            Error::KeyMissing(_) => "key_missing",
+            Error::Keychain(_) => "keychain",
         }
     }
 

@@ -12,6 +12,7 @@ pub mod item;
 pub mod key;
 pub mod library;
 pub mod paths;
+pub mod secrets;
 pub mod store;
 pub mod transfer;
 pub mod watch;

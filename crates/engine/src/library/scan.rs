@@ -166,7 +166,15 @@ pub(crate) fn doc_from(
     meta_mtime_ns: Option<i64>,
 ) -> IndexDoc {
     let mtime_ns = fsio::mtime_ns(meta);
+    // An encrypted blueprint is indexed by its companion's metadata only: its content is
+    // never decrypted here, so no plaintext can reach the index.
+    let sealed = bytes.is_some_and(crate::secrets::crypto::is_sealed);
     let (analysis, hash) = match bytes {
+        Some(b) if sealed => {
+            let mut a = blueprint::Analysis::default();
+            a.fields.name = companion.and_then(|c| c.extra.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
+            (a, content_hash(b))
+        }
         Some(b) => (blueprint::analyse(b), content_hash(b)),
         None => {
             let a = blueprint::Analysis {
@@ -204,12 +212,14 @@ pub(crate) fn doc_from(
         modified: rfc3339_from_ns(modified_ns),
         size: meta.len(),
         hash,
-        encrypted: companion.is_some_and(|c| c.encrypted),
+        encrypted: sealed || companion.is_some_and(|c| c.encrypted),
         valid: error.is_none(),
         error,
         error_line,
     };
-    let mut content = if analysis.error.is_some() && analysis.content_text.is_empty() {
+    let mut content = if sealed {
+        String::new()
+    } else if analysis.error.is_some() && analysis.content_text.is_empty() {
         // A file we could not parse is still findable by what it says.
         bytes.map(|b| String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned()).unwrap_or_default()
     } else {

@@ -1,0 +1,330 @@
+//! Where secret values live: the `CredentialStore` trait and its three backends, in the
+//! order of the visible fallback chain — Secret Service (the desktop keychain), the
+//! kernel's keyutils (headless Linux; gone at reboot), and a file sealed under a
+//! passphrase (Argon2id → XChaCha20-Poly1305). Never plain text.
+//!
+//! The first two go through `keyring-core` and its store crates
+//! (`dbus-secret-service-keyring-store`, `linux-keyutils-keyring-store`), built directly
+//! rather than through a process-wide default store, so one process can hold several.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keyring_core::{CredentialStore as KeyringBackend, Entry};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::crypto::{KdfParams, PassphraseSealed};
+use crate::error::{Error, Result};
+use crate::fsio;
+
+/// The environment variable holding the passphrase of the file store.
+pub const FILE_PASSPHRASE_ENV: &str = "BPV_CREDENTIALS_PASSPHRASE";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    SecretService,
+    Keyutils,
+    File,
+}
+
+impl StoreKind {
+    pub const ALL: [StoreKind; 3] = [StoreKind::SecretService, StoreKind::Keyutils, StoreKind::File];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::SecretService => "secret-service",
+            StoreKind::Keyutils => "keyutils",
+            StoreKind::File => "file",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<StoreKind> {
+        StoreKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            Error::InvalidArgument(format!("unknown credential store {s:?}: use secret-service, keyutils or file"))
+        })
+    }
+
+    /// What a person should know about where their secrets are.
+    pub fn description(self) -> &'static str {
+        match self {
+            StoreKind::SecretService => "the desktop keychain (Secret Service)",
+            StoreKind::Keyutils => {
+                "the kernel key store (keyutils); its keys are gone at logout or reboot: keep a recovery kit"
+            }
+            StoreKind::File => "a file sealed with your passphrase (Argon2id, XChaCha20-Poly1305)",
+        }
+    }
+}
+
+/// A place for secret values, addressed by (service, name).
+pub trait CredentialStore: Send + Sync {
+    fn kind(&self) -> StoreKind;
+    fn get(&self, service: &str, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>>;
+    fn set(&self, service: &str, name: &str, value: &[u8]) -> Result<()>;
+    /// Returns whether something was deleted.
+    fn delete(&self, service: &str, name: &str) -> Result<bool>;
+}
+
+/// Secret Service or keyutils, through keyring-core.
+pub struct KeyringStore {
+    kind: StoreKind,
+    backend: Arc<KeyringBackend>,
+}
+
+fn keychain_error(kind: StoreKind, what: &str, e: keyring_core::Error) -> Error {
+    let advice = match kind {
+        StoreKind::SecretService => {
+            "is a keyring daemon (gnome-keyring, KWallet) running and unlocked in this session?"
+        }
+        StoreKind::Keyutils => "is there a session keyring (run inside `keyctl session -`)?",
+        StoreKind::File => "",
+    };
+    Error::Keychain(format!("{} {what}: {e} ({advice})", kind.name()))
+}
+
+impl KeyringStore {
+    pub fn connect(kind: StoreKind) -> Result<KeyringStore> {
+        let backend: Arc<KeyringBackend> = match kind {
+            // Without a session bus libdbus would try to autolaunch one (a stray daemon).
+            StoreKind::SecretService if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none_or(|a| a.is_empty()) => {
+                return Err(Error::Keychain(
+                    "secret-service is not reachable: no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set)".into(),
+                ));
+            }
+            StoreKind::SecretService => dbus_secret_service_keyring_store::Store::new()
+                .map_err(|e| keychain_error(kind, "is not reachable", e))?,
+            StoreKind::Keyutils => {
+                linux_keyutils_keyring_store::Store::new().map_err(|e| keychain_error(kind, "is not reachable", e))?
+            }
+            StoreKind::File => return Err(Error::InvalidArgument("the file store is not a keyring store".into())),
+        };
+        Ok(KeyringStore { kind, backend })
+    }
+
+    fn entry(&self, service: &str, name: &str) -> Result<Entry> {
+        self.backend.build(service, name, None).map_err(|e| keychain_error(self.kind, "refused an entry", e))
+    }
+}
+
+impl CredentialStore for KeyringStore {
+    fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    fn get(&self, service: &str, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        match self.entry(service, name)?.get_secret() {
+            Ok(v) => Ok(Some(Zeroizing::new(v))),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(keychain_error(self.kind, "could not be read", e)),
+        }
+    }
+
+    fn set(&self, service: &str, name: &str, value: &[u8]) -> Result<()> {
+        self.entry(service, name)?.set_secret(value).map_err(|e| keychain_error(self.kind, "could not be written", e))
+    }
+
+    fn delete(&self, service: &str, name: &str) -> Result<bool> {
+        match self.entry(service, name)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring_core::Error::NoEntry) => Ok(false),
+            Err(e) => Err(keychain_error(self.kind, "could not delete", e)),
+        }
+    }
+}
+
+/// The last link of the chain: one file holding every value, sealed as a whole under a
+/// key derived from a passphrase. Rewritten atomically (`fsio`) with a fresh nonce each time.
+pub struct FileStore {
+    path: PathBuf,
+    passphrase: Zeroizing<Vec<u8>>,
+    /// Test hook: cheaper Argon2 parameters for new files.
+    kdf_override: Option<KdfParams>,
+}
+
+const FILE_CONTEXT: &[u8] = b"blueprint-vault credential file v1";
+
+#[derive(Serialize, Deserialize)]
+struct FileEnvelope {
+    format: String,
+    version: u32,
+    #[serde(flatten)]
+    sealed: PassphraseSealed,
+}
+
+/// service → name → hex value.
+type FileContents = BTreeMap<String, BTreeMap<String, String>>;
+
+impl FileStore {
+    pub fn new(path: PathBuf, passphrase: &[u8]) -> Result<FileStore> {
+        if passphrase.len() < 8 {
+            return Err(Error::InvalidArgument(
+                "the credential file's passphrase must have at least 8 characters".into(),
+            ));
+        }
+        Ok(FileStore { path, passphrase: Zeroizing::new(passphrase.to_vec()), kdf_override: None })
+    }
+
+    /// The passphrase from `$BPV_CREDENTIALS_PASSPHRASE`.
+    pub fn from_env(path: PathBuf) -> Result<FileStore> {
+        let pass = std::env::var_os(FILE_PASSPHRASE_ENV).filter(|p| !p.is_empty()).ok_or_else(|| {
+            Error::Keychain(format!(
+                "the passphrase-protected credential file needs its passphrase: set {FILE_PASSPHRASE_ENV}"
+            ))
+        })?;
+        FileStore::new(path, pass.as_encoded_bytes())
+    }
+
+    #[doc(hidden)]
+    pub fn with_kdf(mut self, kdf: KdfParams) -> FileStore {
+        self.kdf_override = Some(kdf);
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn load(&self) -> Result<(FileContents, Option<KdfParams>)> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((FileContents::new(), None)),
+            Err(e) => return Err(Error::io("cannot read the credential file", &self.path, e)),
+        };
+        let env: FileEnvelope = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("credential file {}: {e}", self.path.display())))?;
+        if env.format != "bpv-credential-file" || env.version != 1 {
+            return Err(Error::Unsupported(format!(
+                "credential file {} has format {} v{}",
+                self.path.display(),
+                env.format,
+                env.version
+            )));
+        }
+        let plain = env.sealed.open(&self.passphrase, FILE_CONTEXT).map_err(|_| {
+            Error::WrongKey(format!(
+                "cannot open the credential file {}: the passphrase ({FILE_PASSPHRASE_ENV}) is wrong, or the file was changed",
+                self.path.display()
+            ))
+        })?;
+        let contents: FileContents =
+            serde_json::from_slice(&plain).map_err(|e| Error::Corrupt(format!("credential file contents: {e}")))?;
+        Ok((contents, Some(env.sealed.kdf)))
+    }
+
+    fn save(&self, contents: &FileContents, kdf: Option<KdfParams>) -> Result<()> {
+        let plain = Zeroizing::new(serde_json::to_vec(contents).map_err(|e| Error::Corrupt(e.to_string()))?);
+        // A fresh salt each write: the derived key changes along with the nonce.
+        let kdf = KdfParams::fresh_like(kdf.or_else(|| self.kdf_override.clone()));
+        let sealed = PassphraseSealed::seal(&self.passphrase, FILE_CONTEXT, &plain, kdf)?;
+        let env = FileEnvelope { format: "bpv-credential-file".into(), version: 1, sealed };
+        let body = serde_json::to_vec_pretty(&env).map_err(|e| Error::Corrupt(e.to_string()))?;
+        if let Some(dir) = self.path.parent() {
+            fsio::ensure_dir(dir)?;
+        }
+        fsio::write_atomic(&self.path, &body)
+    }
+}
+
+impl KdfParams {
+    /// New salt, the given cost (or the default).
+    fn fresh_like(previous: Option<KdfParams>) -> KdfParams {
+        let fresh = KdfParams::fresh();
+        match previous {
+            Some(p) => KdfParams { salt: fresh.salt, ..p },
+            None => fresh,
+        }
+    }
+}
+
+impl CredentialStore for FileStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::File
+    }
+
+    fn get(&self, service: &str, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let (contents, _) = self.load()?;
+        contents
+            .get(service)
+            .and_then(|m| m.get(name))
+            .map(|h| hex::decode(h).map(Zeroizing::new).map_err(|_| Error::Corrupt("credential file value".into())))
+            .transpose()
+    }
+
+    fn set(&self, service: &str, name: &str, value: &[u8]) -> Result<()> {
+        let (mut contents, kdf) = self.load()?;
+        contents.entry(service.to_owned()).or_default().insert(name.to_owned(), hex::encode(value));
+        self.save(&contents, kdf)
+    }
+
+    fn delete(&self, service: &str, name: &str) -> Result<bool> {
+        let (mut contents, kdf) = self.load()?;
+        let removed = contents.get_mut(service).and_then(|m| m.remove(name)).is_some();
+        if removed {
+            self.save(&contents, kdf)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Which store is in use, and why: shown by `bpv info` and the app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct StoreChoice {
+    pub store: StoreKind,
+    /// What the store is, for people.
+    pub description: String,
+    /// Why this store: asked for, remembered for this library, or the first that worked.
+    pub reason: String,
+}
+
+/// Check that a store works here by writing, reading and deleting a probe value.
+pub fn probe(store: &dyn CredentialStore) -> Result<()> {
+    let service = "blueprint-vault/probe";
+    let name = format!("probe-{}", std::process::id());
+    store.set(service, &name, b"probe")?;
+    let back = store.get(service, &name)?;
+    store.delete(service, &name)?;
+    if back.as_deref().map(Vec::as_slice) != Some(b"probe".as_slice()) {
+        return Err(Error::Keychain(format!("{} did not return what was stored", store.kind().name())));
+    }
+    Ok(())
+}
+
+/// Open one store of a given kind (the file store at `file_path`).
+pub fn open_store(kind: StoreKind, file_path: &Path) -> Result<Box<dyn CredentialStore>> {
+    Ok(match kind {
+        StoreKind::File => Box::new(FileStore::from_env(file_path.to_path_buf())?),
+        k => Box::new(KeyringStore::connect(k)?),
+    })
+}
+
+/// Walk the fallback chain: the first store that passes a probe. Returns the store
+/// and why it was chosen (which earlier ones failed, and how).
+pub fn first_working(file_path: &Path) -> Result<(Box<dyn CredentialStore>, String)> {
+    let mut skipped: Vec<String> = Vec::new();
+    for kind in [StoreKind::SecretService, StoreKind::Keyutils] {
+        match KeyringStore::connect(kind).and_then(|s| probe(&s).map(|()| s)) {
+            Ok(s) => {
+                let reason = if skipped.is_empty() {
+                    format!("{} works here (first in the chain)", kind.name())
+                } else {
+                    format!("{}; {} works", skipped.join("; "), kind.name())
+                };
+                return Ok((Box::new(s), reason));
+            }
+            Err(e) => skipped.push(format!("{} unavailable: {}", kind.name(), short(&e.to_string()))),
+        }
+    }
+    let file = FileStore::from_env(file_path.to_path_buf())
+        .map_err(|e| Error::Keychain(format!("no credential store works here: {}; and {e}", skipped.join("; "))))?;
+    Ok((Box::new(file), format!("{}; using the passphrase file", skipped.join("; "))))
+}
+
+fn short(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() > 160 { format!("{}…", s.chars().take(160).collect::<String>()) } else { s.to_owned() }
+}
