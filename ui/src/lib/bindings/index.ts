@@ -222,6 +222,171 @@ export type LibraryEvent = { kind: LibraryEventKind,
  */
 paths: Array<string>, };
 
+export type Operation = "import" | "export" | "backup" | "verify" | "restore";
+
+export type OperationProgress = { op: Operation, 
+/**
+ * What it is doing now: `reading`, `checking`, `writing`, `exporting`, `scan`,
+ * `backup`, `verify`, `restore`.
+ */
+phase: string, done: number, 
+/**
+ * May grow while sources are read; 0 when not known yet.
+ */
+total: number, };
+
+export type BackupFinished = { ok: boolean, 
+/**
+ * Started by the automatic schedule rather than by the user.
+ */
+scheduled: boolean, id: string | null, 
+/**
+ * Why it failed (`ok` false).
+ */
+message: string | null, };
+
+export type ImportClass = "new" | "identical" | "conflict" | "invalid" | "refused";
+
+export type ImportItem = { 
+/**
+ * The item's number in this plan (per-item decisions refer to it).
+ */
+n: number, 
+/**
+ * The file, or `bundle.zip!path/in/bundle`.
+ */
+source: string, 
+/**
+ * Library path it would be written to.
+ */
+target: string | null, class: ImportClass, 
+/**
+ * Why it is invalid, refused or in conflict.
+ */
+reason: string | null, line: number | null, 
+/**
+ * The library blueprint it is identical to or conflicts with.
+ */
+existing: string | null, name: string | null, converted_from_json: boolean, size: number, };
+
+export type ImportError = { source: string, error: string, };
+
+export type ImportCounts = { new: number, identical: number, conflict: number, invalid: number, refused: number, };
+
+export type ImportPlanView = { plan_id: number, 
+/**
+ * The folder the items go to (our bundles keep their own paths when none was chosen).
+ */
+into: string | null, sources: Array<string>, items: Array<ImportItem>, errors: Array<ImportError>, 
+/**
+ * Files that are not blueprints and were left alone.
+ */
+ignored: Array<string>, counts: ImportCounts, };
+
+export type ConflictChoice = "skip" | "rename" | "overwrite";
+
+export type ItemDecision = { n: number, choice: ConflictChoice, };
+
+export type RenamedItem = { from: string, to: string, };
+
+export type ImportSummary = { 
+/**
+ * Library paths written (new, renamed or overwritten).
+ */
+imported: Array<string>, 
+/**
+ * Already in the library with the same content.
+ */
+identical: Array<string>, 
+/**
+ * Left alone (a conflict, or an item the user chose to skip).
+ */
+skipped: Array<string>, 
+/**
+ * Invalid and refused items and unreadable sources, with reasons.
+ */
+errors: Array<ImportError>, renamed: Array<RenamedItem>, overwritten: Array<string>, millis: number, };
+
+export type ExportScope = { paths: Array<string>, 
+/**
+ * A folder (any depth below it); `""` for the whole library.
+ */
+folder: string | null, tags: Array<string>, search: string | null, };
+
+export type SecretFinding = { path: string, line: number, kind: string, hint: string, };
+
+export type ExportPreview = { 
+/**
+ * The blueprints the scope resolves to (at most 5000).
+ */
+paths: Array<string>, warnings: Array<SecretFinding>, 
+/**
+ * Where a bundle would go by default (`<library>/Exports/export-….zip`).
+ */
+default_bundle: string, };
+
+export type ExportDone = { exported: Array<string>, 
+/**
+ * The bundle file or the folder written.
+ */
+to: string, 
+/**
+ * `bundle` or `folder`.
+ */
+kind: string, warnings: Array<SecretFinding>, files: number, bytes: number, millis: number, };
+
+export type BackupSchedule = "off" | "hourly" | "daily";
+
+export type BackupSettingsView = { 
+/**
+ * The chosen repository folder; null for the default.
+ */
+location: string | null, 
+/**
+ * The repository backups go to now.
+ */
+effective_location: string, default_location: string, schedule: BackupSchedule, 
+/**
+ * Unix seconds of the last successful backup the app made (any trigger).
+ */
+last_backup: number | null, };
+
+export type SnapshotRow = { id: string, 
+/**
+ * RFC 3339.
+ */
+created: string, library: string, files: number, bytes: number, 
+/**
+ * Compressed bytes this snapshot added to the repository.
+ */
+new_bytes: number, };
+
+export type SnapshotFile = { path: string, 
+/**
+ * `library` (the library folder) or `data` (trash and version history).
+ */
+source: string, size: number, 
+/**
+ * Nanoseconds since the epoch.
+ */
+mtime: number, hash: string, };
+
+export type SnapshotProblem = { kind: string, message: string, paths: Array<string>, };
+
+export type VerifyResult = { id: string, ok: boolean, files: number, objects: number, bytes: number, problems: Array<SnapshotProblem>, millis: number, };
+
+export type BackupDone = { id: string, files: number, bytes: number, new_bytes: number, millis: number, repository: string, 
+/**
+ * Files that could not be backed up, with why.
+ */
+skipped: Array<string>, verify: VerifyResult, };
+
+export type RestoreDone = { id: string, to: string, files: number, bytes: number, 
+/**
+ * What could not be restored (only for a partial restore).
+ */
+not_restored: Array<SnapshotProblem>, millis: number, };
+
 /** Every command: its arguments and what it resolves to. */
 export type Commands = {
   /**The open library, or null before the first open. */
@@ -246,7 +411,7 @@ export type Commands = {
   update_meta: { args: { path: string; edit: MetaEdit }; result: Item };
   /**Create a new blueprint (never overwrites: `already_exists`), with companion tags. */
   create_blueprint: { args: { path: string; yaml: string; tags: Array<string> }; result: Item };
-  /**Rename or move a blueprint (and its tags and description) to a new path; the old file goes to the Trash. `conflict` if it changed since `if_match`. */
+  /**Rename or move a blueprint with its companion metadata and version history (the engine's `rename`). `conflict` if it changed since `if_match`. */
   move_blueprint: { args: { from: string; to: string; if_match: string | null }; result: Item };
   /**Move a blueprint (and its companion) to the Trash. */
   delete_blueprint: { args: { path: string }; result: TrashEntry };
@@ -258,6 +423,8 @@ export type Commands = {
   trash_empty: { args: {  }; result: number };
   /**Earlier contents of a blueprint, newest first. */
   versions: { args: { path: string }; result: Array<Version> };
+  /**The text of one earlier version (for comparing before restoring it). */
+  version_text: { args: { path: string; id: string }; result: string };
   /**Put an earlier version back (the current content becomes a version itself). */
   restore_version: { args: { path: string; id: string }; result: Item };
   /**Rebuild the index from the files. */
@@ -268,7 +435,35 @@ export type Commands = {
   reveal: { args: { path: string }; result: null };
   /**Open the blueprint's file in the user's default editor for YAML. */
   open_in_editor: { args: { path: string }; result: null };
+  /**Ask the user for files to import (blueprints, JSON blueprints, .zip bundles; several at once) or, with `folder`, one folder; empty when cancelled. */
+  choose_import_sources: { args: { folder: boolean }; result: Array<string> };
+  /**The import dry run (files, folders, .zip bundles; what a drop on the window or the Import… button gives): every item classified, nothing written. Progress as `operation-progress` events (op `import`); `cancel_operation` stops it. */
+  import_plan: { args: { sources: Array<string>; into: string | null }; result: ImportPlanView };
+  /**Apply the dry run `plan_id`: conflicts by `on_conflict` unless an item has its own decision (`skip` also leaves out a new item). All or nothing. */
+  import_apply: { args: { plan_id: number; on_conflict: ConflictChoice; decisions: Array<ItemDecision> }; result: ImportSummary };
+  /**Ask a running import, export, backup, verify or restore to stop (it then fails with `cancelled` and leaves everything as it was); false when none runs. */
+  cancel_operation: { args: { op: Operation }; result: boolean };
+  /**What an export of `scope` would take, with the secret scan's findings. */
+  export_preview: { args: { scope: ExportScope }; result: ExportPreview };
+  /**Export `scope` to `folder`, else to a new bundle in `Exports/`; `reveal` shows the result in the file manager. Refused when the secret scan finds something, unless `allow_secrets`. */
+  export_blueprints: { args: { scope: ExportScope; folder: string | null; allow_secrets: boolean; reveal: boolean }; result: ExportDone };
+  /**Where backups go and the automatic schedule. */
+  backup_settings: { args: {  }; result: BackupSettingsView };
+  /**Change the backup folder (null: the default, in the data dir) and the schedule. */
+  set_backup_settings: { args: { location: string | null; schedule: BackupSchedule }; result: BackupSettingsView };
+  /**Back up the library now, then verify the snapshot. Progress as `operation-progress` (op `backup`); then a `backup-finished` event. */
+  backup_now: { args: {  }; result: BackupDone };
+  /**The snapshots in the backup folder, newest first (empty before the first backup). */
+  backup_snapshots: { args: {  }; result: Array<SnapshotRow> };
+  /**The files of one snapshot, by path. */
+  snapshot_contents: { args: { id: string }; result: Array<SnapshotFile> };
+  /**Re-read and re-hash every object of a snapshot. */
+  verify_snapshot: { args: { id: string }; result: VerifyResult };
+  /**Put one file of a snapshot back into the library at its path (the current content, if any, is kept in the blueprint's history); resolves to that path. */
+  restore_from_snapshot: { args: { id: string; path: string }; result: string };
+  /**Restore a whole snapshot into `to`, a new or empty folder (it can then be opened as a library); `partial` restores what is intact of a damaged snapshot. */
+  restore_snapshot_to: { args: { id: string; to: string; partial: boolean }; result: RestoreDone };
 };
 
 /** Every window event and its payload. */
-export type Events = { "library-changed": LibraryEvent };
+export type Events = { "library-changed": LibraryEvent; "operation-progress": OperationProgress; "backup-finished": BackupFinished };
