@@ -482,7 +482,10 @@ async fn backup_flow(app: &App, world: &World) -> Res<()> {
     // Restore it from the snapshot.
     app.click("[data-testid=backups-button]").await?;
     app.until("the backups view", T, "return !!document.querySelector('[data-testid=backups-view]')").await?;
-    app.click(&format!("[data-testid=snapshot][data-id={}]", serde_json::to_string(&id)?)).await?;
+    // A table row: clicked from the page (WebDriver refuses `tr` elements as not interactable).
+    let snapshot_row = format!("[data-testid=snapshot][data-id={}]", serde_json::to_string(&id)?);
+    app.until("the snapshot row", T, &format!("return !!document.querySelector('{snapshot_row}')")).await?;
+    app.js(&format!("document.querySelector('{snapshot_row}').click()")).await?;
     let row = format!("[data-testid=snapshot-file][data-path={}]", serde_json::to_string(&target)?);
     app.type_into("[data-testid=backups-view] input[type=search]", &target).await?;
     app.until("the file in the snapshot", T, &format!("return !!document.querySelector('{row}')")).await?;
