@@ -7,6 +7,8 @@ pub mod error;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod fsio;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod index;
 pub mod item;
 pub mod key;

@@ -29,7 +29,7 @@
 mod create;
 mod pack;
 mod prune;
-mod restore;
+pub(crate) mod restore;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -370,21 +370,7 @@ impl Repo {
             }
             Err(e) => return Err(Error::io("cannot read", &path, e)),
         };
-        let damaged = |why: String| Error::Corrupt(format!("snapshot {id}: its manifest is damaged ({why})"));
-        let mut v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
-        let checksum = v.get("checksum").and_then(|c| c.as_str()).map(str::to_owned).unwrap_or_default();
-        let body = v.get_mut("snapshot").map(serde_json::Value::take).ok_or_else(|| damaged("no snapshot".into()))?;
-        let canonical = serde_json::to_vec(&body).map_err(|e| damaged(e.to_string()))?;
-        let ok = hex::encode(Sha256::digest(&canonical)) == checksum;
-        let m: Manifest = serde_json::from_value(body).map_err(|e| damaged(e.to_string()))?;
-        if m.format > MANIFEST_FORMAT {
-            return Err(Error::Unsupported(format!(
-                "snapshot {id} was written by a newer Blueprint Vault (manifest format {}): update to restore it",
-                m.format
-            )));
-        }
-        let ok = ok && m.id == id;
-        Ok((m, ok))
+        parse_manifest(id, &bytes)
     }
 
     /// Write a manifest, last, atomically and durably.
@@ -628,4 +614,24 @@ fn by_path(entries: &[Entry]) -> BTreeMap<(Source, &str), &Entry> {
 fn mode_of(meta: &fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o7777
+}
+
+/// Parse a manifest's bytes as snapshot `id`; returns it and whether its checksum
+/// matched (and it names `id`). Errors if it cannot be parsed at all.
+pub(crate) fn parse_manifest(id: &str, bytes: &[u8]) -> Result<(Manifest, bool)> {
+    let damaged = |why: String| Error::Corrupt(format!("snapshot {id}: its manifest is damaged ({why})"));
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+    let checksum = v.get("checksum").and_then(|c| c.as_str()).map(str::to_owned).unwrap_or_default();
+    let body = v.get_mut("snapshot").map(serde_json::Value::take).ok_or_else(|| damaged("no snapshot".into()))?;
+    let canonical = serde_json::to_vec(&body).map_err(|e| damaged(e.to_string()))?;
+    let ok = hex::encode(Sha256::digest(&canonical)) == checksum;
+    let m: Manifest = serde_json::from_value(body).map_err(|e| damaged(e.to_string()))?;
+    if m.format > MANIFEST_FORMAT {
+        return Err(Error::Unsupported(format!(
+            "snapshot {id} was written by a newer Blueprint Vault (manifest format {}): update to restore it",
+            m.format
+        )));
+    }
+    let ok = ok && m.id == id;
+    Ok((m, ok))
 }

@@ -288,7 +288,7 @@ fn library_write_lock(area: &Path) -> Result<File> {
 }
 
 /// A manifest path as a relative path that cannot leave the restore folder.
-fn safe_rel(path: &str) -> Result<PathBuf> {
+pub(crate) fn safe_rel(path: &str) -> Result<PathBuf> {
     let p = Path::new(path);
     let ok = !path.is_empty() && !path.contains('\0') && p.components().all(|c| matches!(c, Component::Normal(_)));
     if ok {

@@ -50,6 +50,15 @@ struct Journal {
     steps: Vec<Step>,
 }
 
+/// After a failed journal write: make sure no journal is left (the write can fail after
+/// its rename, in the folder's fsync). Returns whether it is durably gone.
+pub(super) fn drop_journal(jpath: &Path) -> bool {
+    match fsio::remove_durable(jpath) {
+        Ok(()) | Err(Error::NotFound(_)) => true,
+        Err(_) => false,
+    }
+}
+
 impl Library {
     fn journal_dir(&self) -> PathBuf {
         self.area.join("journal")
@@ -72,8 +81,12 @@ impl Library {
         let body = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
         let jpath = self.journal_dir().join(format!("{id}.json"));
         if let Err(e) = fsio::write_atomic(&jpath, &body) {
-            temps.iter().for_each(|t| drop(fsio::remove_file(t)));
-            prepared_trash.iter().for_each(|d| drop(fsio::remove_dir_all(d)));
+            // Only without a journal may the staged files go: else the next open would
+            // roll forward a batch whose files are gone (all or nothing).
+            if drop_journal(&jpath) {
+                temps.iter().for_each(|t| drop(fsio::remove_file(t)));
+                prepared_trash.iter().for_each(|d| drop(fsio::remove_dir_all(d)));
+            }
             return Err(e);
         }
         // Committed: from here on the batch happens, now or at the next open.

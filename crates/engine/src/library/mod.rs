@@ -252,15 +252,26 @@ impl Library {
         if let Some(old) = current.as_deref().filter(|_| !unchanged) {
             self.keep_version(&rel, old)?;
         }
-        if !unchanged {
-            fsio::write_atomic(&abs, yaml)?;
-        }
         let wants_companion = opts.tags.is_some()
             || opts.description.is_some()
             || opts.provenance.is_some()
             || !opts.metadata.is_empty()
             || opts.replace_metadata;
-        if wants_companion {
+        if !wants_companion {
+            if !unchanged {
+                fsio::write_atomic(&abs, yaml)?;
+            }
+            return self.item_after_write(&rel);
+        }
+        let companion = companion_path(&rel).map(|crel| self.root.join(crel));
+        let old_companion = match &companion {
+            Some(c) => read_if_exists(c)?,
+            None => None,
+        };
+        let written = (|| {
+            if !unchanged {
+                fsio::write_atomic(&abs, yaml)?;
+            }
             self.edit_companion(&rel, |c| {
                 if opts.replace_metadata {
                     c.extra.clear();
@@ -277,7 +288,21 @@ impl Library {
                 for (k, v) in &opts.metadata {
                     c.extra.insert(k.clone(), v.clone());
                 }
-            })?;
+            })
+        })();
+        if let Err(e) = written {
+            // All or nothing: the YAML and its companion go back to what they were
+            // (a failure can come after a rename, in its folder's fsync).
+            let restore = |path: &Path, old: Option<&[u8]>| match old {
+                _ if read_if_exists(path).ok().flatten().as_deref() == old => Ok(()),
+                Some(bytes) => fsio::write_atomic(path, bytes),
+                None => fsio::remove_durable(path),
+            };
+            let _ = restore(&abs, current.as_deref());
+            if let Some(c) = &companion {
+                let _ = restore(c, old_companion.as_deref());
+            }
+            return Err(e);
         }
         self.item_after_write(&rel)
     }

@@ -2,7 +2,7 @@
 //! private area), from where it can be restored until the trash is emptied.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,18 +58,41 @@ impl Library {
             hash: item.map(|i| i.hash).unwrap_or_default(),
         };
         let dir = self.trash_dir().join(&id);
-        fsio::ensure_dir(&dir)?;
-        let body = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Corrupt(e.to_string()))?;
-        fsio::write_atomic(&dir.join(ENTRY_FILE), &body)?;
-        if let Some(crel) = companion_path(&rel) {
-            let cabs = self.root.join(&crel);
-            if cabs.is_file() {
-                fsio::move_durable(&cabs, &dir.join(COMPANION_FILE))?;
+        let companion = companion_path(&rel).map(|crel| self.root.join(crel)).filter(|c| c.is_file());
+        let moved = (|| {
+            fsio::ensure_dir(&dir)?;
+            let body = serde_json::to_vec_pretty(&entry).map_err(|e| Error::Corrupt(e.to_string()))?;
+            fsio::write_atomic(&dir.join(ENTRY_FILE), &body)?;
+            if let Some(cabs) = &companion {
+                fsio::move_durable(cabs, &dir.join(COMPANION_FILE))?;
             }
+            fsio::move_durable(&abs, &dir.join(BLUEPRINT_FILE))
+        })();
+        if let Err(e) = moved {
+            // All or nothing: a blueprint never stays behind without its companion,
+            // nor does a half-made trash entry.
+            self.undo_trash_move(&dir, &abs, companion.as_deref());
+            return Err(e);
         }
-        fsio::move_durable(&abs, &dir.join(BLUEPRINT_FILE))?;
         self.index.apply(&[], std::slice::from_ref(&rel))?;
         Ok(entry)
+    }
+
+    /// Best effort: put back what a failed `delete` had moved, and drop its trash entry.
+    fn undo_trash_move(&self, dir: &Path, abs: &Path, companion: Option<&Path>) {
+        let trashed = dir.join(BLUEPRINT_FILE);
+        if trashed.is_file() && !abs.exists() {
+            let _ = fsio::move_durable(&trashed, abs);
+        }
+        if let Some(cabs) = companion {
+            let trashed = dir.join(COMPANION_FILE);
+            if trashed.is_file() && !cabs.exists() {
+                let _ = fsio::move_durable(&trashed, cabs);
+            }
+        }
+        if !trashed.exists() {
+            let _ = fsio::remove_dir_all(dir);
+        }
     }
 
     /// Everything in the trash, most recently deleted first.

@@ -33,18 +33,27 @@ impl Library {
         let mut steps: Vec<Step> = Vec::new();
         let mut temps: Vec<PathBuf> = Vec::new();
         let mut dirs: HashSet<PathBuf> = HashSet::new();
-        let staged = self.stage_raw(puts, &id, &mut steps, &mut temps, &mut dirs, tick).and_then(|()| {
-            make_durable(&self.root, &temps, &dirs)?;
-            let journal = Journal { id: id.clone(), steps: std::mem::take(&mut steps) };
-            let body = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let jpath = self.journal_dir().join(format!("{id}.json"));
-            fsio::write_atomic(&jpath, &body)?;
-            Ok((journal, jpath))
-        });
+        let jpath = self.journal_dir().join(format!("{id}.json"));
+        let staged = self
+            .stage_raw(puts, &id, &mut steps, &mut temps, &mut dirs, tick)
+            .and_then(|()| {
+                make_durable(&self.root, &temps, &dirs)?;
+                let journal = Journal { id: id.clone(), steps: std::mem::take(&mut steps) };
+                let body = serde_json::to_vec(&journal).map_err(|e| Error::Corrupt(e.to_string()))?;
+                Ok((journal, body))
+            })
+            .map_err(|e| (e, None))
+            .and_then(|(journal, body)| match fsio::write_atomic(&jpath, &body) {
+                Ok(()) => Ok((journal, jpath.clone())),
+                Err(e) => Err((e, Some(jpath.clone()))),
+            });
         let (journal, jpath) = match staged {
             Ok(j) => j,
-            Err(e) => {
-                temps.iter().for_each(|t| drop(fsio::remove_file(t)));
+            Err((e, journal)) => {
+                // Staged files go only once no journal names them (see `drop_journal`).
+                if journal.as_deref().is_none_or(super::drop_journal) {
+                    temps.iter().for_each(|t| drop(fsio::remove_file(t)));
+                }
                 return Err(e);
             }
         };
