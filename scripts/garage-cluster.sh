@@ -112,6 +112,14 @@ restart)
   i=${3:?node number}
   start_node "$i"
   wait_node "$i"
+  # Reconnect it to every running node now (they would retry on their own, later).
+  me=$(g "$i" node id -q 2>/dev/null)
+  for j in 1 2 3; do
+    [ "$j" = "$i" ] && continue
+    [ -f "$dir/n$j.pid" ] && kill -0 "$(cat "$dir/n$j.pid")" 2>/dev/null || continue
+    g "$j" node connect "$me" >/dev/null 2>&1 || true
+    g "$i" node connect "$(g "$j" node id -q 2>/dev/null)" >/dev/null 2>&1 || true
+  done
   ;;
 *)
   echo "unknown command $cmd" >&2

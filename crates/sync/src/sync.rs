@@ -371,7 +371,7 @@ impl Syncer {
             while let Some(r) = uploads.next().await {
                 r?;
                 uploaded += 1;
-                if uploaded % 500 == 0 || uploaded == total {
+                if uploaded % 100 == 0 || uploaded == total {
                     self.tick("upload", uploaded, total);
                 }
             }
@@ -588,7 +588,7 @@ impl Syncer {
             while let Some(r) = stream.next().await {
                 out.push(r?);
                 done += 1;
-                if done % 500 == 0 || done == total {
+                if done % 100 == 0 || done == total {
                     self.tick("download", done, total);
                 }
             }
@@ -768,7 +768,7 @@ impl Syncer {
             while let Some(r) = checks.next().await {
                 r?;
                 done += 1;
-                if done % 500 == 0 || done == total {
+                if done % 100 == 0 || done == total {
                     self.tick("verify", done, total);
                 }
             }
