@@ -267,9 +267,7 @@ fn acknowledged_writes_survive_sigkill_at_random_moments() {
         if reopened != listing(&lib) {
             problems.push(format!("kill {kill}: the reopened index differs from a fresh reindex"));
         }
-        let conn = rusqlite::Connection::open(lib.index().path()).unwrap();
-        let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-        drop(conn);
+        let integrity = lib.index().integrity_check().unwrap();
         if integrity != "ok" {
             problems.push(format!("kill {kill}: index integrity_check: {integrity}"));
         }

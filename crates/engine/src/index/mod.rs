@@ -232,6 +232,17 @@ impl Index {
         &self.path
     }
 
+    /// SQLite's own consistency check of the index file: "ok" when sound, else what
+    /// is wrong (for the reliability suites and diagnostics).
+    pub fn integrity_check(&self) -> Result<String> {
+        let rows: Vec<String> = {
+            let conn = self.conn()?;
+            let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(db_err)?;
+            stmt.query_map([], |r| r.get(0)).map_err(db_err)?.collect::<rusqlite::Result<_>>().map_err(db_err)?
+        };
+        Ok(rows.join("; "))
+    }
+
     fn conn(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
         self.pool.get().map_err(pool_err)
     }
