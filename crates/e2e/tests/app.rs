@@ -470,7 +470,14 @@ async fn backup_flow(app: &App, world: &World) -> Res<()> {
 
     // Delete it in the app.
     app.click("button.back").await?;
-    app.click(&format!("[data-testid=blueprint-row][data-path={}]", serde_json::to_string(&target)?)).await?;
+    let target_row = format!("[data-testid=blueprint-row][data-path={}]", serde_json::to_string(&target)?);
+    app.until(
+        "the row to delete",
+        T,
+        &format!("return !!document.querySelector({})", serde_json::to_string(&target_row)?),
+    )
+    .await?;
+    app.click(&target_row).await?;
     app.until("the detail pane", T, "return !!document.querySelector('[data-testid=delete]')").await?;
     app.click("[data-testid=delete]").await?;
     let deadline = std::time::Instant::now() + T;
