@@ -4,6 +4,7 @@
 mod backup;
 mod creds;
 mod output;
+mod sync;
 mod transfer;
 mod watch;
 
@@ -158,6 +159,10 @@ enum Command {
         #[command(subcommand)]
         action: creds::KeysAction,
     },
+    /// Sync with the linked team library (S3-compatible bucket); `link`, `--status`, `verify`.
+    Sync(sync::SyncArgs),
+    /// Move this library into its linked team library: validate, backup, send, verify byte for byte.
+    Migrate(sync::MigrateArgs),
 }
 
 #[derive(Subcommand)]
@@ -368,7 +373,17 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Keys { action } => {
             creds::keys(&open(&cli, false)?, action, &creds::store_kind(cli.store.as_deref())?, cli.json)
         }
+        Command::Sync(args) => exit_on_failure(sync::run_sync(&open(&cli, false)?, args, out, cli.json)),
+        Command::Migrate(args) => exit_on_failure(sync::run_migrate(&open(&cli, false)?, args, out, cli.json)),
     }
+}
+
+/// For commands that print their own errors (their codes are not the engine's).
+fn exit_on_failure(code: u8) -> Result<()> {
+    if code != 0 {
+        std::process::exit(i32::from(code));
+    }
+    Ok(())
 }
 
 fn clean_folder(f: &str) -> String {
