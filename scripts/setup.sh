@@ -41,3 +41,10 @@ if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-d
   echo "setup: installing tauri-driver"
   cargo install --quiet --locked tauri-driver --version "^2"
 fi
+
+# Garage: the S3-compatible distributed store the team-library tests run a 3-node
+# cluster of (scripts/garage-cluster.sh). A source build, ~8-15 min once per machine.
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+  echo "setup: installing garage 2.5.0 (once; several minutes)"
+  cargo install --quiet --locked garage --version 2.5.0
+fi
