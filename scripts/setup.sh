@@ -12,6 +12,8 @@ APT_PACKAGES=(
   libwebkit2gtk-4.1-dev libssl-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev
   # its end-to-end tests and screenshots (WebKitWebDriver, a virtual display, a D-Bus session)
   xvfb xauth webkit2gtk-driver dbus dbus-x11 at-spi2-core imagemagick
+  # credentials: the real stores the keychain tests run against, libdbus for the Secret Service client
+  gnome-keyring keyutils libdbus-1-dev
 )
 # The UI is built with Node.js and npm (the machine's own when present).
 if ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(nodejs npm); fi

@@ -315,4 +315,16 @@ impl Index {
     pub fn set_state(&self, key: &str, value: &str) -> Result<()> {
         query::set_state(&*self.conn()?, key, value).map_err(db_err)
     }
+
+    /// Make content the index no longer holds unrecoverable from its files (used when a
+    /// blueprint becomes encrypted): merge the full-text segments (an FTS5 delete only
+    /// marks terms deleted), rewrite the database without free pages (`VACUUM`), and
+    /// checkpoint and truncate the WAL. Costs a full rewrite of the index file.
+    pub fn scrub(&self) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute_batch(
+            "INSERT INTO items_fts(items_fts) VALUES('optimize'); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .map_err(db_err)
+    }
 }

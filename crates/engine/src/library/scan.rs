@@ -169,10 +169,21 @@ pub(crate) fn doc_from(
     // An encrypted blueprint is indexed by its companion's metadata only: its content is
     // never decrypted here, so no plaintext can reach the index.
     let sealed = bytes.is_some_and(crate::secrets::crypto::is_sealed);
+    // Marked encrypted in its companion: its content is never indexed, sealed or not.
+    let marked = companion.is_some_and(|c| c.encrypted);
     let (analysis, hash) = match bytes {
-        Some(b) if sealed => {
+        Some(b) if sealed || marked => {
             let mut a = blueprint::Analysis::default();
             a.fields.name = companion.and_then(|c| c.extra.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
+            if !sealed {
+                a.error = Some(blueprint::ParseError {
+                    message: "marked encrypted, but the file is not sealed: it was damaged or replaced outside \
+                              Blueprint Vault (restore an earlier version with `bpv undo`, or save it again)"
+                        .into(),
+                    line: None,
+                    column: None,
+                });
+            }
             (a, content_hash(b))
         }
         Some(b) => (blueprint::analyse(b), content_hash(b)),
@@ -212,12 +223,12 @@ pub(crate) fn doc_from(
         modified: rfc3339_from_ns(modified_ns),
         size: meta.len(),
         hash,
-        encrypted: sealed || companion.is_some_and(|c| c.encrypted),
+        encrypted: sealed || marked,
         valid: error.is_none(),
         error,
         error_line,
     };
-    let mut content = if sealed {
+    let mut content = if sealed || marked {
         String::new()
     } else if analysis.error.is_some() && analysis.content_text.is_empty() {
         // A file we could not parse is still findable by what it says.

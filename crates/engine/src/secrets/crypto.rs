@@ -218,7 +218,13 @@ impl PassphraseSealed {
     /// passed off as another kind.
     pub fn seal(passphrase: &[u8], context: &[u8], plain: &[u8], kdf: KdfParams) -> Result<PassphraseSealed> {
         let key = kdf.derive(passphrase)?;
-        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        PassphraseSealed::seal_with_key(&key, context, plain, kdf)
+    }
+
+    /// Seal with a key already derived from `kdf` (a fresh random nonce every time, so one
+    /// derived key can seal many times).
+    pub fn seal_with_key(key: &[u8; 32], context: &[u8], plain: &[u8], kdf: KdfParams) -> Result<PassphraseSealed> {
+        let cipher = XChaCha20Poly1305::new(key.into());
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ct = cipher
             .encrypt(&nonce, Payload { msg: plain, aad: context })
@@ -229,13 +235,18 @@ impl PassphraseSealed {
     /// Open; a wrong passphrase and a damaged blob are indistinguishable by design,
     /// and both are `WrongKey` with that said.
     pub fn open(&self, passphrase: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let key = self.kdf.derive(passphrase)?;
+        self.open_with_key(&key, context)
+    }
+
+    /// Open with a key already derived from `self.kdf`.
+    pub fn open_with_key(&self, key: &[u8; 32], context: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let nonce = hex::decode(&self.nonce).map_err(|_| Error::Corrupt("nonce is not hex".into()))?;
         if nonce.len() != NONCE_LEN {
             return Err(Error::Corrupt("nonce has the wrong length".into()));
         }
         let ct = hex::decode(&self.ciphertext).map_err(|_| Error::Corrupt("ciphertext is not hex".into()))?;
-        let key = self.kdf.derive(passphrase)?;
-        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let cipher = XChaCha20Poly1305::new(key.into());
         cipher
             .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ct, aad: context })
             .map(Zeroizing::new)

@@ -218,13 +218,23 @@ impl Secrets {
         };
         let key = self.unlock_or_create(lib)?;
         let sealed = crypto::seal(&key, Purpose::Blueprint, yaml)?;
+        let rel = crate::library::blueprint_key(path)?.into_string();
+        let was_plain = crate::library::read_if_exists(&lib.root().join(&rel))?.is_some_and(|b| !crypto::is_sealed(&b));
         let mut save = opts.clone();
         save.allow_invalid = true;
         if let Some(name) = analysis.fields.name.filter(|n| !n.trim().is_empty()) {
             save.metadata.insert("name".into(), serde_json::Value::String(name));
         }
-        let item = lib.save_blueprint(path, &sealed, &save)?;
-        purge_plain_versions(lib, &item.path)?;
+        if !companion_marked(lib, &rel)? {
+            // The companion's `encrypted` flag: a file that loses its envelope is then
+            // reported as damaged instead of being read as plain text.
+            save.metadata.insert("encrypted".into(), serde_json::Value::Bool(true));
+        }
+        let item = lib.save_blueprint(&rel, &sealed, &save)?;
+        if was_plain {
+            purge_plain_versions(lib, &item.path)?;
+            lib.index().scrub()?;
+        }
         Ok(item)
     }
 
@@ -232,6 +242,13 @@ impl Secrets {
     pub fn read_plain(&self, lib: &Library, path: &str) -> Result<Zeroizing<Vec<u8>>> {
         let bytes = lib.read(path)?;
         if !crypto::is_sealed(&bytes) {
+            let rel = lib.item(path).map(|i| i.path).unwrap_or_else(|_| path.to_owned());
+            if companion_marked(lib, &rel)? {
+                return Err(Error::Corrupt(format!(
+                    "{path} is marked encrypted, but its file is not sealed: it was damaged or replaced outside \
+                     Blueprint Vault; restore an earlier version with `bpv undo {path}`"
+                )));
+            }
             return Ok(Zeroizing::new(bytes));
         }
         let key = self.unlock(lib)?.ok_or_else(|| {
@@ -470,6 +487,29 @@ fn purge_plain_versions(lib: &Library, rel: &str) -> Result<()> {
     }
     if removed {
         fsio::fsync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// Whether a blueprint's companion marks it encrypted.
+fn companion_marked(lib: &Library, rel: &str) -> Result<bool> {
+    let Some(crel) = crate::item::companion_path(rel) else { return Ok(false) };
+    Ok(crate::library::read_if_exists(&lib.root().join(crel))?
+        .and_then(|b| blueprint::parse_companion(&b).ok())
+        .is_some_and(|c| c.encrypted))
+}
+
+/// A plain save must not replace an encrypted blueprint (its content would reach the disk
+/// in plain text): callers check with this first. To store it in plain text again, delete
+/// it and save it anew.
+pub fn refuse_plain_overwrite(lib: &Library, path: &str) -> Result<()> {
+    let Ok(key) = crate::library::blueprint_key(path) else { return Ok(()) };
+    let rel = key.into_string();
+    let sealed = crate::library::read_if_exists(&lib.root().join(&rel))?.is_some_and(|b| crypto::is_sealed(&b));
+    if sealed || companion_marked(lib, &rel)? {
+        return Err(Error::InvalidArgument(format!(
+            "{rel} is encrypted: save it with --encrypt (to keep it in plain text instead, delete it first)"
+        )));
     }
     Ok(())
 }

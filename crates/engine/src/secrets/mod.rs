@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::library::Library;
 
-pub use keys::{KeyStatus, RecoverReport, RecoveryKit, RotateOptions, RotateReport};
+pub use keys::{KeyStatus, RecoverReport, RecoveryKit, RotateOptions, RotateReport, refuse_plain_overwrite};
 pub use registry::{AuditEntry, CredentialInfo, CredentialList, MissingReference, secret_references};
 pub use stores::{CredentialStore, FILE_PASSPHRASE_ENV, FileStore, KeyringStore, StoreChoice, StoreKind};
 

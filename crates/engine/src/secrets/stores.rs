@@ -143,6 +143,9 @@ pub struct FileStore {
     passphrase: Zeroizing<Vec<u8>>,
     /// Test hook: cheaper Argon2 parameters for new files.
     kdf_override: Option<KdfParams>,
+    /// The key derived for the file's parameters: Argon2id is slow on purpose, so it runs
+    /// once per process (the salt stays with the file; every write has a fresh nonce).
+    derived: std::sync::Mutex<Option<(KdfParams, Zeroizing<[u8; 32]>)>>,
 }
 
 const FILE_CONTEXT: &[u8] = b"blueprint-vault credential file v1";
@@ -165,7 +168,12 @@ impl FileStore {
                 "the credential file's passphrase must have at least 8 characters".into(),
             ));
         }
-        Ok(FileStore { path, passphrase: Zeroizing::new(passphrase.to_vec()), kdf_override: None })
+        Ok(FileStore {
+            path,
+            passphrase: Zeroizing::new(passphrase.to_vec()),
+            kdf_override: None,
+            derived: std::sync::Mutex::new(None),
+        })
     }
 
     /// The passphrase from `$BPV_CREDENTIALS_PASSPHRASE`.
@@ -204,7 +212,8 @@ impl FileStore {
                 env.version
             )));
         }
-        let plain = env.sealed.open(&self.passphrase, FILE_CONTEXT).map_err(|_| {
+        let key = self.key_for(&env.sealed.kdf)?;
+        let plain = env.sealed.open_with_key(&key, FILE_CONTEXT).map_err(|_| {
             Error::WrongKey(format!(
                 "cannot open the credential file {}: the passphrase ({FILE_PASSPHRASE_ENV}) is wrong, or the file was changed",
                 self.path.display()
@@ -217,9 +226,12 @@ impl FileStore {
 
     fn save(&self, contents: &FileContents, kdf: Option<KdfParams>) -> Result<()> {
         let plain = Zeroizing::new(serde_json::to_vec(contents).map_err(|e| Error::Corrupt(e.to_string()))?);
-        // A fresh salt each write: the derived key changes along with the nonce.
-        let kdf = KdfParams::fresh_like(kdf.or_else(|| self.kdf_override.clone()));
-        let sealed = PassphraseSealed::seal(&self.passphrase, FILE_CONTEXT, &plain, kdf)?;
+        // A new file gets a random salt; later writes keep it (and the derived key) and
+        // differ by their random 192-bit nonce.
+        let kdf =
+            kdf.unwrap_or_else(|| self.kdf_override.clone().map(KdfParams::resalted).unwrap_or_else(KdfParams::fresh));
+        let key = self.key_for(&kdf)?;
+        let sealed = PassphraseSealed::seal_with_key(&key, FILE_CONTEXT, &plain, kdf)?;
         let env = FileEnvelope { format: "bpv-credential-file".into(), version: 1, sealed };
         let body = serde_json::to_vec_pretty(&env).map_err(|e| Error::Corrupt(e.to_string()))?;
         if let Some(dir) = self.path.parent() {
@@ -229,14 +241,24 @@ impl FileStore {
     }
 }
 
-impl KdfParams {
-    /// New salt, the given cost (or the default).
-    fn fresh_like(previous: Option<KdfParams>) -> KdfParams {
-        let fresh = KdfParams::fresh();
-        match previous {
-            Some(p) => KdfParams { salt: fresh.salt, ..p },
-            None => fresh,
+impl FileStore {
+    fn key_for(&self, kdf: &KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+        let mut cached = self.derived.lock().map_err(|_| Error::Keychain("file store lock poisoned".into()))?;
+        if let Some((params, key)) = cached.as_ref()
+            && params == kdf
+        {
+            return Ok(key.clone());
         }
+        let key = kdf.derive(&self.passphrase)?;
+        *cached = Some((kdf.clone(), key.clone()));
+        Ok(key)
+    }
+}
+
+impl KdfParams {
+    /// The same cost with a new random salt.
+    fn resalted(self) -> KdfParams {
+        KdfParams { salt: KdfParams::fresh().salt, ..self }
     }
 }
 
