@@ -3,7 +3,6 @@
 
 mod backup;
 mod creds;
-mod creds;
 mod output;
 mod sync;
 mod transfer;
@@ -32,10 +31,6 @@ struct Cli {
     /// Machine-readable JSON output (errors as {"code","message"} on stderr).
     #[arg(long, global = true)]
     json: bool,
-    /// Credential store: secret-service, keyutils or file (default: $BPV_CREDENTIAL_STORE,
-    /// else the one this library uses, else the first that works here).
-    #[arg(long, global = true, value_name = "STORE")]
-    store: Option<String>,
     /// Credential store: secret-service, keyutils or file (default: $BPV_CREDENTIAL_STORE,
     /// else the one this library uses, else the first that works here).
     #[arg(long, global = true, value_name = "STORE")]
@@ -154,16 +149,6 @@ enum Command {
     Export(transfer::ExportArgs),
     #[command(flatten)]
     Backup(backup::BackupCommand),
-    /// Named secrets (API keys, tokens) in the OS keychain.
-    Creds {
-        #[command(subcommand)]
-        action: creds::CredsAction,
-    },
-    /// The master key of encrypted blueprints: status, recovery kit, recover, rotate, audit.
-    Keys {
-        #[command(subcommand)]
-        action: creds::KeysAction,
-    },
     /// Named secrets (API keys, tokens) in the OS keychain.
     Creds {
         #[command(subcommand)]
@@ -383,12 +368,6 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Watch(args) => watch::run(&cli, args),
         Command::Import(args) => transfer::import(&open(&cli, false)?, args, cli.json, out),
         Command::Export(args) => transfer::export(&open(&cli, false)?, args, cli.json, out),
-        Command::Creds { action } => {
-            creds::creds(&open(&cli, false)?, action, &creds::store_kind(cli.store.as_deref())?, cli.json)
-        }
-        Command::Keys { action } => {
-            creds::keys(&open(&cli, false)?, action, &creds::store_kind(cli.store.as_deref())?, cli.json)
-        }
         Command::Creds { action } => {
             creds::creds(&open(&cli, false)?, action, &creds::store_kind(cli.store.as_deref())?, cli.json)
         }
