@@ -258,8 +258,11 @@ impl Library {
             || !opts.metadata.is_empty()
             || opts.replace_metadata;
         if !wants_companion {
-            if !unchanged {
-                fsio::write_atomic(&abs, yaml)?;
+            if !unchanged && let Err(e) = fsio::write_atomic(&abs, yaml) {
+                // The failure may come after the rename (the folder's fsync): put the old
+                // content back so a failed save changes nothing.
+                let _ = put_back(&abs, current.as_deref());
+                return Err(e);
             }
             return self.item_after_write(&rel);
         }
@@ -293,14 +296,9 @@ impl Library {
         if let Err(e) = written {
             // All or nothing: the YAML and its companion go back to what they were
             // (a failure can come after a rename, in its folder's fsync).
-            let restore = |path: &Path, old: Option<&[u8]>| match old {
-                _ if read_if_exists(path).ok().flatten().as_deref() == old => Ok(()),
-                Some(bytes) => fsio::write_atomic(path, bytes),
-                None => fsio::remove_durable(path),
-            };
-            let _ = restore(&abs, current.as_deref());
+            let _ = put_back(&abs, current.as_deref());
             if let Some(c) = &companion {
-                let _ = restore(c, old_companion.as_deref());
+                let _ = put_back(c, old_companion.as_deref());
             }
             return Err(e);
         }
@@ -359,7 +357,12 @@ impl Library {
             companion.created = Some(now.clone());
         }
         companion.modified = Some(now);
-        fsio::write_atomic(&cabs, &blueprint::companion_to_json(&companion))
+        let written = fsio::write_atomic(&cabs, &blueprint::companion_to_json(&companion));
+        if written.is_err() {
+            // As for the YAML: a failed edit leaves the old companion (or none).
+            let _ = put_back(&cabs, existing.as_deref());
+        }
+        written
     }
 
     fn item_after_write(&self, rel: &str) -> Result<Item> {
@@ -462,6 +465,16 @@ fn clean_tags(tags: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Undo a failed write: make `path` hold `old` again (`None`: not exist). A no-op when
+/// it already does, e.g. when the write failed before its rename.
+fn put_back(path: &Path, old: Option<&[u8]>) -> Result<()> {
+    match old {
+        _ if read_if_exists(path).ok().flatten().as_deref() == old => Ok(()),
+        Some(bytes) => fsio::write_atomic(path, bytes),
+        None => fsio::remove_durable(path),
+    }
 }
 
 pub(crate) fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
