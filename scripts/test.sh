@@ -14,6 +14,8 @@ echo "== lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
+echo "== reliability: fault injection, short cargo-fuzz runs (crash loop, concurrency: above)"
+scripts/reliability.sh --skip-workspace-tests
 echo "== keychain: credentials and encryption against real stores (Secret Service, keyutils, passphrase file)"
 scripts/keychain-tests.sh
 echo "== desktop app end-to-end (real app under Xvfb; screenshots in target/e2e-artifacts)"
