@@ -371,7 +371,7 @@ impl Syncer {
             while let Some(r) = uploads.next().await {
                 r?;
                 uploaded += 1;
-                if uploaded % 100 == 0 || uploaded == total {
+                if uploaded.is_multiple_of(100) || uploaded == total {
                     self.tick("upload", uploaded, total);
                 }
             }
@@ -588,7 +588,7 @@ impl Syncer {
             while let Some(r) = stream.next().await {
                 out.push(r?);
                 done += 1;
-                if done % 100 == 0 || done == total {
+                if done.is_multiple_of(100) || done == total {
                     self.tick("download", done, total);
                 }
             }
@@ -744,7 +744,7 @@ impl Syncer {
         let root = lib.root().to_path_buf();
         let total = views.len();
         self.runtime.block_on(async {
-            let mut done = 0;
+            let mut done = 0usize;
             let mut checks = futures::stream::iter(views.iter().map(|v| {
                 let root = root.clone();
                 async move {
@@ -768,7 +768,7 @@ impl Syncer {
             while let Some(r) = checks.next().await {
                 r?;
                 done += 1;
-                if done % 100 == 0 || done == total {
+                if done.is_multiple_of(100) || done == total {
                     self.tick("verify", done, total);
                 }
             }

@@ -162,6 +162,27 @@ fn migrate(n: usize) {
     assert_eq!(pull.applied, n);
     assert_eq!(two.syncer.verify(&two.lib).unwrap(), n);
     assert_eq!(two.files(), one.files());
+    // One change end to end (the sender's sync, then the receiver's), in this library.
+    let edited = "Blueprints/shared/m/bp0002.blueprint.yaml";
+    let start = std::time::Instant::now();
+    one.save(edited, &yaml("m-2", "B", "one change"));
+    let send = one.sync();
+    let receive = two.sync();
+    let latency = start.elapsed();
+    assert_eq!(two.read(edited).unwrap(), yaml("m-2", "B", "one change"));
+    // An idle linked library: what one periodic sync costs.
+    let idle = two.sync();
+    assert_eq!(idle.requests, 1, "an idle sync is one listing");
+    eprintln!(
+        "{n} blueprints: one change end to end {} ms (send {} ms / {} requests, receive {} ms / {} requests); idle sync {} ms, {} request(s)",
+        latency.as_millis(),
+        send.millis,
+        send.requests,
+        receive.millis,
+        receive.requests,
+        idle.millis,
+        idle.requests
+    );
     eprintln!(
         "{n} blueprints: push {} ms ({} requests), pull {} ms ({} requests)",
         push.millis, push.requests, pull.millis, pull.requests
