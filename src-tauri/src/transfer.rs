@@ -612,3 +612,97 @@ fn run_if_due(app: &AppHandle) -> Option<bool> {
     emit_backup_finished(app, &result, true);
     Some(result.is_ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use bpv_engine::library::{BlueprintSave, OpenOptions};
+
+    use super::*;
+
+    fn library(dir: &Path) -> Library {
+        let lib = Library::open(OpenOptions {
+            root: dir.join("lib"),
+            data_dir: Some(dir.join("data")),
+            create: true,
+            reconcile: true,
+        })
+        .unwrap();
+        let save = |path: &str, name: &str, tags: &[&str], extra: &str| {
+            let yaml = format!("name: {name}\nnodes:\n  - id: a\n    type: http\n{extra}");
+            let tags = Some(tags.iter().map(|t| t.to_string()).collect());
+            lib.save_blueprint(path, yaml.as_bytes(), &BlueprintSave { tags, ..Default::default() }).unwrap();
+        };
+        save("Blueprints/personal/sales/digest.blueprint.yaml", "Sales digest", &["crm"], "");
+        save("Blueprints/personal/sales/leads.blueprint.yaml", "Lead router", &["crm", "slack"], "");
+        save("Blueprints/shared/ops/pager.blueprint.yaml", "Pager digest", &["ops"], "");
+        save(
+            "Templates/leaky.blueprint.yaml",
+            "Leaky",
+            &[],
+            "    parameters:\n      auth: Bearer sk-proj-abcdefghijklmnopqrstuvwx12\n",
+        );
+        lib
+    }
+
+    fn scope(paths: &[&str], folder: Option<&str>, tags: &[&str], search: Option<&str>) -> ExportScope {
+        ExportScope {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            folder: folder.map(str::to_owned),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            search: search.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn export_scopes_resolve_to_the_blueprints_people_mean() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        let digest = "Blueprints/personal/sales/digest.blueprint.yaml";
+        let leads = "Blueprints/personal/sales/leads.blueprint.yaml";
+        let pager = "Blueprints/shared/ops/pager.blueprint.yaml";
+        assert_eq!(resolve_scope(&lib, &scope(&[digest], None, &[], None)).unwrap(), vec![digest]);
+        assert_eq!(
+            resolve_scope(&lib, &scope(&[], Some("Blueprints/personal/"), &[], None)).unwrap(),
+            vec![leads, digest],
+            "by name: Lead router, Sales digest"
+        );
+        assert_eq!(resolve_scope(&lib, &scope(&[], None, &["slack"], None)).unwrap(), vec![leads]);
+        let mut found = resolve_scope(&lib, &scope(&[], None, &[], Some("digest"))).unwrap();
+        found.sort();
+        assert_eq!(found, vec![digest, pager]);
+        // Search within a folder; the named path and the results are not exported twice.
+        assert_eq!(
+            resolve_scope(&lib, &scope(&[digest], Some("Blueprints/personal"), &[], Some("digest"))).unwrap(),
+            vec![digest]
+        );
+        // "" is the whole library; nothing named is nothing.
+        assert_eq!(resolve_scope(&lib, &scope(&[], Some(""), &[], None)).unwrap().len(), 4);
+        assert!(resolve_scope(&lib, &scope(&[], None, &[], None)).unwrap().is_empty());
+        let missing = resolve_scope(&lib, &scope(&["Blueprints/personal/nope.blueprint.yaml"], None, &[], None));
+        assert_eq!(missing.unwrap_err().code, "not_found");
+    }
+
+    #[test]
+    fn the_export_preview_carries_the_secret_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        let preview = export_preview(&lib, &scope(&[], Some(""), &[], None)).unwrap();
+        assert_eq!(preview.paths.len(), 4);
+        assert_eq!(preview.warnings.len(), 1, "{:?}", preview.warnings);
+        assert_eq!(preview.warnings[0].path, "Templates/leaky.blueprint.yaml");
+        assert!(preview.default_bundle.starts_with(&lib.root().join("Exports").to_string_lossy().into_owned()));
+        assert!(preview.default_bundle.ends_with(".zip"));
+        let clean = export_preview(&lib, &scope(&[], Some("Blueprints"), &[], None)).unwrap();
+        assert!(clean.warnings.is_empty());
+    }
+
+    #[test]
+    fn schedules_have_their_intervals() {
+        assert_eq!(BackupSchedule::Off.interval_secs(), None);
+        assert_eq!(BackupSchedule::Hourly.interval_secs(), Some(3600));
+        assert_eq!(BackupSchedule::Daily.interval_secs(), Some(86_400));
+        let saved: BackupSettings = serde_json::from_str(r#"{"schedule":"daily"}"#).unwrap();
+        assert_eq!(saved.schedule, BackupSchedule::Daily);
+        assert_eq!(saved.location, None);
+    }
+}
