@@ -16,6 +16,29 @@ fn fill(d: &Device, n: usize, tag: &str) {
     }
 }
 
+/// Many blueprints quickly: files written directly (as a copy from elsewhere would), then indexed.
+fn fill_fast(d: &Device, n: usize, tag: &str) {
+    let dir = d.root().join(format!("Blueprints/shared/{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        let mut body = yaml(&format!("{tag}-{i}"), "B", tag);
+        body.extend_from_slice(format!("# padding to a realistic size: {}\n", "x".repeat(i % 2000)).as_bytes());
+        std::fs::write(dir.join(format!("bp{i:05}.blueprint.yaml")), body).unwrap();
+    }
+    d.lib.reindex(None).unwrap();
+}
+
+/// The baseline: `n` small PUTs one after another (what a sync that waits for each
+/// request would cost per request).
+fn sequential_put_ms(d: &Device, n: usize) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        rt.block_on(d.syncer.remote().put(&format!("baseline/{i}"), bytes::Bytes::from(vec![b'x'; 2048]))).unwrap();
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / n as f64
+}
+
 #[test]
 fn three_devices_edit_delete_rename_and_conflict_on_garage() {
     let garage = Garage::start();
@@ -147,10 +170,11 @@ fn migration_of_10k_blueprints_is_verified_byte_for_byte() {
 fn migrate(n: usize) {
     let garage = Garage::start();
     let one = garage.device("one", "migrated");
-    fill(&one, n, "m");
+    fill_fast(&one, n, "m");
+    let per_request = sequential_put_ms(&one, 50);
     one.lib
         .update_meta(
-            "Blueprints/shared/m/bp0001.blueprint.yaml",
+            "Blueprints/shared/m/bp00001.blueprint.yaml",
             &bpv_engine::library::MetaUpdate { tags: Some(vec!["tagged".into()]), ..Default::default() },
         )
         .unwrap();
@@ -163,7 +187,7 @@ fn migrate(n: usize) {
     assert_eq!(two.syncer.verify(&two.lib).unwrap(), n);
     assert_eq!(two.files(), one.files());
     // One change end to end (the sender's sync, then the receiver's), in this library.
-    let edited = "Blueprints/shared/m/bp0002.blueprint.yaml";
+    let edited = "Blueprints/shared/m/bp00002.blueprint.yaml";
     let start = std::time::Instant::now();
     one.save(edited, &yaml("m-2", "B", "one change"));
     let send = one.sync();
@@ -183,8 +207,14 @@ fn migrate(n: usize) {
         idle.millis,
         idle.requests
     );
+    let sequential = per_request * n as f64;
     eprintln!(
-        "{n} blueprints: push {} ms ({} requests), pull {} ms ({} requests)",
-        push.millis, push.requests, pull.millis, pull.requests
+        "{n} blueprints: push {} ms ({} requests), pull {} ms ({} requests); baseline: one PUT at a time {per_request:.1} ms each, {n} of them ≈ {sequential:.0} ms: push {:.1}x, pull {:.1}x faster",
+        push.millis,
+        push.requests,
+        pull.millis,
+        pull.requests,
+        sequential / push.millis as f64,
+        sequential / pull.millis as f64
     );
 }
