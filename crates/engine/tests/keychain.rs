@@ -201,7 +201,7 @@ fn encrypted_blueprints_are_listed_by_metadata_and_read_back() {
 
     // The encrypted blueprint's references count (decrypted in memory).
     s.set_credential("openai", b"v").unwrap();
-    assert_eq!(s.list_credentials(&env.lib).unwrap().credentials[0].used_by, [item.path.clone()]);
+    assert_eq!(s.list_credentials(&env.lib).unwrap().credentials[0].used_by, std::slice::from_ref(&item.path));
 
     // Invalid YAML is refused before anything is written.
     let bad = s.save_encrypted(&env.lib, "Blueprints/personal/bad", b"name: [unclosed\n", &BlueprintSave::default());
