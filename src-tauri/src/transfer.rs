@@ -517,39 +517,52 @@ pub fn restore_file(app: &AppHandle, lib: &Library, id: &str, path: &str) -> Res
 /// its trash and history into that folder's private area, so it opens as a library.
 pub fn restore_to(app: &AppHandle, lib: &Library, id: &str, to: &str, partial: bool) -> Result<RestoreDone, IpcError> {
     let repo = existing_repo(app, lib)?;
-    let dir = PathBuf::from(to);
-    if !dir.is_absolute() {
-        return Err(IpcError::new("invalid_argument", format!("choose a full folder path to restore into, not {to}")));
-    }
-    let canon_lib = lib.root();
-    if std::fs::canonicalize(&dir).is_ok_and(|c| c == canon_lib || c.starts_with(canon_lib)) {
-        return Err(IpcError::new(
-            "invalid_argument",
-            "restore into a new, empty folder outside the open library (the open library is not replaced)",
-        ));
-    }
+    let dir = restore_target(lib, to)?;
     let st = state(app);
     let cancel = backup::CancelToken::new();
     let _running = st.start(Operation::Restore, Cancel::Backup(cancel.clone()))?;
     let progress = Progress::new(app, Operation::Restore);
     let tick = |p: backup::Progress| progress.backup(p);
-    let existed = dir.exists();
     let data_dir = app.state::<AppState>().data_dir.clone();
-    let area = (|| -> Result<PathBuf, IpcError> {
-        std::fs::create_dir_all(&dir).map_err(|e| bpv_engine::Error::io("cannot create", &dir, e))?;
-        let canon = std::fs::canonicalize(&dir).map_err(|e| bpv_engine::Error::io("cannot resolve", &dir, e))?;
-        Ok(bpv_engine::paths::library_area(&data_dir, &canon))
-    })()?;
     let opts = backup::RestoreOptions { partial, progress: Some(&tick), cancel };
-    match repo.restore_to(id, &dir, Some(area.as_path()), &opts) {
-        Ok(r) => Ok(RestoreDone::from(&r)),
-        Err(e) => {
-            if !existed {
-                let _ = std::fs::remove_dir(&dir);
-            }
-            Err(e.into())
-        }
+    restore_snapshot(&repo, &data_dir, id, &dir, &opts)
+}
+
+/// The folder a whole snapshot may be restored into: a full path, outside the open library.
+fn restore_target(lib: &Library, to: &str) -> Result<PathBuf, IpcError> {
+    let dir = PathBuf::from(to);
+    if !dir.is_absolute() {
+        return Err(IpcError::new("invalid_argument", format!("choose a full folder path to restore into, not {to}")));
     }
+    if std::fs::canonicalize(&dir).is_ok_and(|c| c.starts_with(lib.root())) {
+        return Err(IpcError::new(
+            "invalid_argument",
+            "restore into a new, empty folder outside the open library (the open library is not replaced)",
+        ));
+    }
+    Ok(dir)
+}
+
+/// Restore snapshot `id` into `dir` (new or empty), its trash and history into that
+/// folder's private area under `data_dir`; a folder this created is removed on failure.
+fn restore_snapshot(
+    repo: &Repo,
+    data_dir: &Path,
+    id: &str,
+    dir: &Path,
+    opts: &backup::RestoreOptions<'_>,
+) -> Result<RestoreDone, IpcError> {
+    let existed = dir.exists();
+    let result = (|| -> Result<RestoreDone, IpcError> {
+        std::fs::create_dir_all(dir).map_err(|e| bpv_engine::Error::io("cannot create", dir, e))?;
+        let canon = std::fs::canonicalize(dir).map_err(|e| bpv_engine::Error::io("cannot resolve", dir, e))?;
+        let area = bpv_engine::paths::library_area(data_dir, &canon);
+        Ok(RestoreDone::from(&repo.restore_to(id, dir, Some(area.as_path()), opts)?))
+    })();
+    if result.is_err() && !existed {
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
 }
 
 // ---- the automatic schedule ----
@@ -694,6 +707,51 @@ mod tests {
         assert!(preview.default_bundle.ends_with(".zip"));
         let clean = export_preview(&lib, &scope(&[], Some("Blueprints"), &[], None)).unwrap();
         assert!(clean.warnings.is_empty());
+    }
+
+    /// Every file under `root`, by relative path, with its bytes.
+    fn files(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_whole_snapshot_restores_byte_for_byte_into_a_new_folder_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        let repo_dir = tmp.path().join("repo");
+        let report =
+            backup::backup(&lib, &BackupOptions { repo: Some(repo_dir.clone()), ..Default::default() }).unwrap();
+        let repo = Repo::open(&repo_dir).unwrap();
+
+        // Into the library, or a relative path: refused, nothing written.
+        let inside = lib.root().join("Blueprints");
+        assert_eq!(restore_target(&lib, &inside.to_string_lossy()).unwrap_err().code, "invalid_argument");
+        assert_eq!(restore_target(&lib, "restored").unwrap_err().code, "invalid_argument");
+
+        let to = tmp.path().join("restored");
+        let dir = restore_target(&lib, &to.to_string_lossy()).unwrap();
+        let done = restore_snapshot(&repo, &tmp.path().join("data"), &report.id, &dir, &Default::default()).unwrap();
+        assert_eq!(done.files, files(&to).len() as u64);
+        assert_eq!(files(&to), files(lib.root()), "the restored folder is the library, byte for byte");
+
+        // A snapshot that does not exist: an error, and no folder left behind.
+        let gone = tmp.path().join("gone");
+        let err = restore_snapshot(&repo, &tmp.path().join("data"), "nope", &gone, &Default::default()).unwrap_err();
+        assert_eq!(err.code, "not_found", "{}", err.message);
+        assert!(!gone.exists());
     }
 
     #[test]
