@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { cleanup, render, screen, waitFor, within } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
+import { emit } from '@tauri-apps/api/event';
 import BackupsHarness from '../test/BackupsHarness.svelte';
 import type { BackupDone, SnapshotFile, SnapshotRow } from '../lib/bindings';
 
@@ -25,13 +26,24 @@ const files: SnapshotFile[] = [
   { path: 'trash/x/a.blueprint.yaml', source: 'data', size: 90, mtime: 0, hash: 'h3' },
 ];
 
-function shell() {
+function shell(opts: { slowBackup?: boolean } = {}) {
   const calls: { cmd: string; args: Record<string, unknown> }[] = [];
   const snapshots: SnapshotRow[] = [];
+  let cancelRunning: (() => void) | null = null;
   mockIPC(
     (cmd, payload) => {
       const args = (payload ?? {}) as Record<string, unknown>;
       calls.push({ cmd, args });
+      if (cmd === 'backup_now' && opts.slowBackup) {
+        // Runs until cancelled, as a long backup would.
+        return new Promise((_, reject) => {
+          cancelRunning = () => reject({ code: 'cancelled', message: 'cancelled' });
+        });
+      }
+      if (cmd === 'cancel_operation') {
+        cancelRunning?.();
+        return cancelRunning !== null;
+      }
       switch (cmd) {
         case 'backup_settings':
         case 'set_backup_settings':
@@ -111,5 +123,20 @@ describe('the Backups view', () => {
         schedule: 'daily',
       }),
     );
+  });
+
+  it('shows progress while backing up, and Cancel stops it with nothing changed', async () => {
+    const { calls } = shell({ slowBackup: true });
+    const user = userEvent.setup();
+    render(BackupsHarness);
+    await user.click(await screen.findByTestId('backup-now'));
+    expect(screen.getByTestId('backup-now')).toBeDisabled();
+    await emit('operation-progress', { op: 'backup', phase: 'backup', done: 25, total: 100 });
+    await waitFor(() => expect(screen.getByTestId('backup-progress')).toHaveTextContent('backup 25 of 100'));
+    await user.click(screen.getByTestId('backup-cancel'));
+    expect(calls.find((c) => c.cmd === 'cancel_operation')?.args).toEqual({ op: 'backup' });
+    expect(await screen.findByText('Cancelled: nothing was changed.')).toBeInTheDocument();
+    expect(screen.queryByTestId('backup-progress')).toBeNull();
+    expect(screen.getByTestId('backup-now')).toBeEnabled();
   });
 });
