@@ -33,7 +33,7 @@ for store in file keyutils secret-service; do
           set -euo pipefail
           # The daemon prints its environment; the password unlocks a new login keyring.
           printf "test-keyring-password" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-          BPV_TEST_STORE=secret-service cargo test --locked -q "$@"
+          BPV_TEST_STORE=secret-service BPV_TEST_SCAN_HOME=1 cargo test --locked -q "$@"
         ' keychain-tests "${tests[@]}" -- "$@"
       ;;
   esac

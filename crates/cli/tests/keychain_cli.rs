@@ -77,6 +77,12 @@ impl Env {
         }
     }
 
+    /// The library's private area, found without opening the library (which would repair it).
+    fn lib_area(&self) -> PathBuf {
+        let root = fs::canonicalize(&self.library).unwrap();
+        bpv_engine::paths::library_area(&self.data, &root)
+    }
+
     fn service(&self, lib: &Library) -> String {
         format!("blueprint-vault/{}", lib.area().file_name().unwrap().to_string_lossy())
     }
@@ -199,19 +205,33 @@ fn rotation_killed_at_random_moments_leaves_one_consistent_key() {
             expected.push((path, yaml));
         }
     }
+    // How long a whole rotation takes here, so the kills land across its phases: keys,
+    // reading and sealing, staging, the journal, the renames, the promotion.
+    env.ok(env.run(&["keys", "rotate"]), "rotate"); // warm caches first
+    let started = std::time::Instant::now();
+    env.ok(env.run(&["keys", "rotate"]), "rotate");
+    let full = started.elapsed();
+    let rounds = 12u32;
+    let mut interrupted = 0;
     let mut seen_ids = HashSet::new();
-    for round in 0..6u64 {
+    for round in 0..rounds {
         let mut child = env.cmd(&["keys", "rotate"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        // Spread the kills over the run: early (keys), middle (staging), late (renames).
-        std::thread::sleep(Duration::from_millis(20 + round * 90 + (rand_u64() % 60)));
+        let jitter = Duration::from_millis(rand_u64() % 10);
+        std::thread::sleep(full * round / (rounds / 2) + jitter);
         let _ = child.kill();
-        let _ = child.wait();
+        let finished = child.wait().unwrap().success();
+        // What the kill left, before anything repairs it: a committed journal, or not.
+        let journals = fs::read_dir(env.lib_area().join("journal")).map(|d| d.count()).unwrap_or(0);
+        if !finished {
+            interrupted += 1;
+        }
 
         let lib = env.lib(); // opening rolls a committed batch forward
         let secrets = Secrets::with_store(&lib, env.store(&lib), "test");
         let status = secrets.key_status(&lib);
         assert_eq!(status.state, "ok", "round {round}: {status:?}");
         let key_id = status.key_id.unwrap();
+        eprintln!("round {round} of a {full:?} rotation: finished {finished}, journals left {journals}, key {key_id}");
         seen_ids.insert(key_id.clone());
         for (path, yaml) in &expected {
             let bytes = fs::read(env.library.join(path)).unwrap();
@@ -220,6 +240,7 @@ fn rotation_killed_at_random_moments_leaves_one_consistent_key() {
         }
         assert!(env.store(&lib).get(&env.service(&lib), "master-key.next").unwrap().is_none());
     }
+    assert!(interrupted > 0, "no rotation was interrupted: the kills came too late");
     // And a rotation that runs to the end works after all that.
     env.ok(env.run(&["keys", "rotate"]), "rotate");
     assert!(!seen_ids.is_empty());
