@@ -41,10 +41,15 @@ trap cleanup EXIT
 gui() {
   env HOME="$HOME_TMP" XDG_RUNTIME_DIR="$HOME_TMP" NO_AT_BRIDGE=1 CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
     RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-    dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" "$@"
+    dbus-run-session -- bash -c '
+      # A desktop session has an unlocked keychain: gnome-keyring'"'"'s Secret Service,
+      # with a throwaway password (its keyring file lives in the temp HOME).
+      printf e2e-keyring | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1 || true
+      exec xvfb-run -a -s "-screen 0 1280x800x24" "$@"' gui "$@"
 }
 gui cargo test --locked -p bpv-e2e --test app -- --ignored --nocapture --test-threads=1 $TEST
 if [ "${1:-}" != "--bench" ]; then
-  # The open blueprint following outside edits, deletes and version restores.
+  # The open blueprint following outside edits, deletes and version restores; credentials
+  # in the keychain and encryption at rest.
   gui cargo test --locked -p bpv-e2e --test live -- --ignored --nocapture --test-threads=1
 fi

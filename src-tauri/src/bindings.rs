@@ -25,6 +25,7 @@ macro_rules! declare {
 pub fn typescript() -> String {
     use bpv_engine::index::{FolderCount, IndexStats, SearchHit, TagCount};
     use bpv_engine::library::{InvalidFile, ReconcileReport, ReindexReport, TrashEntry, Version};
+    use bpv_engine::secrets::{CredentialInfo, CredentialList, KeyStatus, MissingReference, StoreChoice, StoreKind};
 
     let cfg = ts_rs::Config::new().with_large_int("number");
     let cfg = &cfg;
@@ -41,6 +42,7 @@ pub fn typescript() -> String {
         ImportPlanView, ConflictChoice, ItemDecision, RenamedItem, ImportSummary, ExportScope, SecretFinding,
         ExportPreview, ExportDone, BackupSchedule, BackupSettingsView, SnapshotRow, SnapshotFile, SnapshotProblem,
         VerifyResult, BackupDone, RestoreDone,
+        StoreKind, StoreChoice, CredentialInfo, MissingReference, CredentialList, KeyStatus,
     );
     out.push_str(&crate::commands::typescript(cfg));
     out.push_str(&format!(

@@ -7,6 +7,7 @@
 use bpv_engine::Item;
 use bpv_engine::index::{ListQuery, SearchQuery, Sort};
 use bpv_engine::library::{BlueprintSave, MetaUpdate, ReconcileReport, ReindexReport, TrashEntry, Version};
+use bpv_engine::secrets::{CredentialInfo, CredentialList, KeyStatus};
 use bpv_engine::watch::{Origin, WatchNotice};
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_dialog::DialogExt;
@@ -203,14 +204,21 @@ commands! {
     fn get_blueprint(app, path: String) -> BlueprintDetail {
         with_lib(&app, move |o| {
             let item = o.lib.item(&path)?;
-            let bytes = o.lib.read(&item.path)?;
+            let stored = o.lib.read(&item.path)?;
+            // An encrypted blueprint is shown decrypted (in memory only); without its key
+            // it is shown locked, with the way out.
+            let (bytes, locked) = match crate::creds::plain_text(&o.lib, &item.path, stored) {
+                Ok(b) => (b, None),
+                Err(e) => (Vec::new(), Some(e.message)),
+            };
             let check = YamlCheck::of(&bytes);
+            let secrets = bpv_engine::secrets::secret_references(&bytes);
             let (yaml, editable) = match String::from_utf8(bytes) {
-                Ok(s) => (s, !item.encrypted),
+                Ok(s) => (s, locked.is_none()),
                 Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
             };
             let file = o.lib.root().join(&item.path).to_string_lossy().into_owned();
-            Ok(BlueprintDetail { item, yaml, editable, file, check })
+            Ok(BlueprintDetail { item, yaml, editable, file, check, secrets, locked })
         })
         .await
     }
@@ -224,7 +232,7 @@ commands! {
     /// Validate and save a blueprint's YAML; `conflict` if it changed since `if_match`.
     fn save_yaml(app, path: String, yaml: String, if_match: Option<String>) -> Item {
         let item = with_lib(&app, move |o| {
-            Ok(o.lib.save_blueprint(&path, yaml.as_bytes(), &BlueprintSave { if_match, ..Default::default() })?)
+            crate::creds::save_yaml(&o.lib, &path, yaml.as_bytes(), &BlueprintSave { if_match, ..Default::default() })
         })
         .await?;
         emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
@@ -466,5 +474,48 @@ commands! {
     fn restore_snapshot_to(app, id: String, to: String, partial: bool) -> RestoreDone {
         let handle = app.clone();
         with_lib(&app, move |o| crate::transfer::restore_to(&handle, &o.lib, &id, &to, partial)).await
+    }
+
+    /// The library's credentials (names and metadata, never values), where they are kept
+    /// and why, and references to credentials that do not exist.
+    fn credentials(app) -> CredentialList {
+        with_lib(&app, |o| Ok(crate::creds::open(&o.lib)?.list_credentials(&o.lib)?)).await
+    }
+
+    /// Store or replace a credential's value in the keychain.
+    fn credential_set(app, name: String, value: String) -> CredentialInfo {
+        with_lib(&app, move |o| {
+            let secrets = crate::creds::open(&o.lib)?;
+            secrets.set_credential(&name, value.as_bytes())?;
+            Ok(secrets.credential(&o.lib, &name)?)
+        })
+        .await
+    }
+
+    /// A credential's value, to show a person (recorded in the audit log).
+    fn credential_reveal(app, name: String) -> String {
+        with_lib(&app, move |o| {
+            let value = crate::creds::open(&o.lib)?.credential_value(&name, true)?;
+            String::from_utf8(value.to_vec())
+                .map_err(|_| IpcError::new("invalid_argument", format!("{name} is not text; use `bpv creds get {name} --reveal`")))
+        })
+        .await
+    }
+
+    /// Remove a credential from the keychain and the list.
+    fn credential_delete(app, name: String) -> () {
+        with_lib(&app, move |o| Ok(crate::creds::open(&o.lib)?.delete_credential(&name)?)).await
+    }
+
+    /// The state of the master key of encrypted blueprints (checked with its canary).
+    fn key_status(app) -> KeyStatus {
+        with_lib(&app, |o| Ok(crate::creds::open(&o.lib)?.key_status(&o.lib))).await
+    }
+
+    /// Encrypt a blueprint at rest (its content sealed with the library's key).
+    fn encrypt_blueprint(app, path: String, if_match: Option<String>) -> Item {
+        let item = with_lib(&app, move |o| crate::creds::encrypt(&o.lib, &path, if_match)).await?;
+        emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
+        Ok(item)
     }
 }

@@ -179,6 +179,11 @@ pub struct BlueprintDetail {
     /// Absolute path of the file.
     pub file: String,
     pub check: YamlCheck,
+    /// Credentials the YAML references as `${secret:NAME}`.
+    pub secrets: Vec<String>,
+    /// Why an encrypted blueprint cannot be shown (its key is missing or wrong); null when
+    /// it is plain or was decrypted.
+    pub locked: Option<String>,
 }
 
 /// A metadata edit, written to the companion file (never to the YAML).

@@ -8,6 +8,7 @@
 #[cfg(test)]
 mod bindings;
 mod commands;
+mod creds;
 mod dto;
 mod dto_transfer;
 mod logging;

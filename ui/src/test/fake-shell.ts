@@ -90,6 +90,8 @@ export function installFakeShell(count = 30): FakeShell {
             yaml: `name: ${it.name}\nnodes:\n  - {id: fetch, type: http}\n  - {id: send, type: slack}\nedges:\n  - {from: fetch, to: send}\n`,
             editable: true,
             file: `/lib/${it.path}`,
+            secrets: [],
+            locked: null,
             check: {
               problem: null,
               nodes: [

@@ -202,7 +202,16 @@ yaml: string, editable: boolean,
 /**
  * Absolute path of the file.
  */
-file: string, check: YamlCheck, };
+file: string, check: YamlCheck, 
+/**
+ * Credentials the YAML references as `${secret:NAME}`.
+ */
+secrets: Array<string>, 
+/**
+ * Why an encrypted blueprint cannot be shown (its key is missing or wrong); null when
+ * it is plain or was decrypted.
+ */
+locked: string | null, };
 
 export type MetaEdit = { 
 /**
@@ -387,6 +396,46 @@ export type RestoreDone = { id: string, to: string, files: number, bytes: number
  */
 not_restored: Array<SnapshotProblem>, millis: number, };
 
+export type StoreKind = "secret-service" | "keyutils" | "file";
+
+export type StoreChoice = { store: StoreKind, 
+/**
+ * What the store is, for people.
+ */
+description: string, 
+/**
+ * Why this store: asked for, remembered for this library, or the first that worked.
+ */
+reason: string, };
+
+export type CredentialInfo = { name: string, created: string, updated: string, last_used: string | null, 
+/**
+ * Blueprints that reference it as `${secret:NAME}` (encrypted ones only when the key is at hand).
+ */
+used_by: Array<string>, 
+/**
+ * Whether the store still holds a value (it can be removed behind our back).
+ */
+present: boolean, };
+
+export type MissingReference = { name: string, used_by: Array<string>, };
+
+export type CredentialList = { store: StoreChoice, credentials: Array<CredentialInfo>, missing: Array<MissingReference>, };
+
+export type KeyStatus = { 
+/**
+ * `none` (nothing encrypted yet), `ok`, `missing`, `wrong`, `damaged`, `unavailable`.
+ */
+state: string, 
+/**
+ * The id (public fingerprint) of the key in use, when known.
+ */
+key_id: string | null, encrypted_blueprints: number, 
+/**
+ * What is wrong and the way out; empty when all is well.
+ */
+message: string, };
+
 /** Every command: its arguments and what it resolves to. */
 export type Commands = {
   /**The open library, or null before the first open. */
@@ -463,6 +512,18 @@ export type Commands = {
   restore_from_snapshot: { args: { id: string; path: string }; result: string };
   /**Restore a whole snapshot into `to`, a new or empty folder (it can then be opened as a library); `partial` restores what is intact of a damaged snapshot. */
   restore_snapshot_to: { args: { id: string; to: string; partial: boolean }; result: RestoreDone };
+  /**The library's credentials (names and metadata, never values), where they are kept and why, and references to credentials that do not exist. */
+  credentials: { args: {  }; result: CredentialList };
+  /**Store or replace a credential's value in the keychain. */
+  credential_set: { args: { name: string; value: string }; result: CredentialInfo };
+  /**A credential's value, to show a person (recorded in the audit log). */
+  credential_reveal: { args: { name: string }; result: string };
+  /**Remove a credential from the keychain and the list. */
+  credential_delete: { args: { name: string }; result: null };
+  /**The state of the master key of encrypted blueprints (checked with its canary). */
+  key_status: { args: {  }; result: KeyStatus };
+  /**Encrypt a blueprint at rest (its content sealed with the library's key). */
+  encrypt_blueprint: { args: { path: string; if_match: string | null }; result: Item };
 };
 
 /** Every window event and its payload. */
