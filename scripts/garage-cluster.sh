@@ -100,6 +100,11 @@ TOML
     echo "SECRET_ACCESS_KEY=$secret_key"
     echo "REGION=garage"
   } >"$dir/cluster.env"
+  # Stop the cluster when the process that started it ends (tests holding it in a static).
+  if [ -n "${GARAGE_WATCH_PID:-}" ]; then
+    setsid bash -c "while kill -0 $GARAGE_WATCH_PID 2>/dev/null; do sleep 1; done; bash '$0' stop '$dir'" \
+      >/dev/null 2>&1 < /dev/null &
+  fi
   echo "garage cluster up in $dir: ${endpoints[*]}"
   ;;
 stop)

@@ -1,5 +1,10 @@
 //! The storage contract: one suite, run against every backend and decorator.
 //!
+//! Another crate runs the suite on its own store by including this file as a module
+//! (`#[path = "…/engine/tests/contract.rs"] #[macro_use] mod contract;`, then `use
+//! contract::*;` and its own `contract_suite!`): the `contract_*` checks are `pub(crate)`
+//! for that (crates/sync/tests/contract_garage.rs does it for Garage).
+//!
 //! Adding a store = one line in the `contract_suite!` invocation at the bottom:
 //! `name => Harness::new(|| make_the_store());` (wrap it with [`in_tempdir`] when it
 //! lives in a folder). A store whose keys or values are constrained (the blueprint
@@ -149,7 +154,7 @@ fn put<S: Store>(h: &Harness<S>, s: &S, name: &str, seed: &str) -> Entry {
 
 // ---- the contract ------------------------------------------------------------------
 
-fn contract_round_trip_bytes<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_round_trip_bytes<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let mut values: Vec<(&str, Vec<u8>)> = vec![("text", h.v("text"))];
     if s.capabilities().formats.contains(&Format::Binary) {
@@ -180,7 +185,7 @@ fn contract_round_trip_bytes<S: Store>(h: &Harness<S>) {
     }
 }
 
-fn contract_overwrite<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_overwrite<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let k = h.k("doc");
     s.save(&k, &h.v("one"), &SaveOptions { tags: vec!["old".into()], ..opts() }).unwrap();
@@ -193,7 +198,7 @@ fn contract_overwrite<S: Store>(h: &Harness<S>) {
     assert_eq!(s.list("", Page::ALL).unwrap().total, 1);
 }
 
-fn contract_exists_and_delete<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_exists_and_delete<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let k = h.k("doc");
     assert!(!s.exists(&k).unwrap());
@@ -210,7 +215,7 @@ fn contract_exists_and_delete<S: Store>(h: &Harness<S>) {
     assert_eq!(s.list("", Page::ALL).unwrap().total, 0);
 }
 
-fn contract_list_order_paging_total<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_list_order_paging_total<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let names = ["m", "b/2", "a/y", "c", "a/x", "aa", "b/1", "z", "a0"];
     for n in names {
@@ -245,7 +250,7 @@ fn contract_list_order_paging_total<S: Store>(h: &Harness<S>) {
     assert!(s.list("q", Page::ALL).unwrap().entries.is_empty());
 }
 
-fn contract_list_prefix_is_literal<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_list_prefix_is_literal<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let names = ["%x", "_y", "ab%", "a_b", "axb", "a%c", "abc", "zz"];
     for n in names {
@@ -273,7 +278,7 @@ fn contract_list_prefix_is_literal<S: Store>(h: &Harness<S>) {
     }
 }
 
-fn contract_search<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_search<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let caps = s.capabilities();
     let meta = |title: &str| {
@@ -321,7 +326,7 @@ fn contract_search<S: Store>(h: &Harness<S>) {
     assert_eq!(code(s.search(&StoreQuery { prefix: "../".into(), ..Default::default() })), "invalid_key");
 }
 
-fn contract_if_match<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_if_match<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let k = h.k("doc");
     let e1 = put(h, &s, "doc", "1");
@@ -336,7 +341,7 @@ fn contract_if_match<S: Store>(h: &Harness<S>) {
     assert!(!s.exists(&h.k("absent")).unwrap());
 }
 
-fn contract_if_match_is_race_free<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_if_match_is_race_free<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let k = h.k("counter");
     const THREADS: u32 = 3;
@@ -364,7 +369,7 @@ fn contract_if_match_is_race_free<S: Store>(h: &Harness<S>) {
     assert_eq!(s.load(&k).unwrap().data, value(THREADS * EACH));
 }
 
-fn contract_create_only<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_create_only<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let k = h.k("doc");
     let create = SaveOptions { create_only: true, ..opts() };
@@ -376,7 +381,7 @@ fn contract_create_only<S: Store>(h: &Harness<S>) {
     assert_eq!(s.load(&k).unwrap().data, h.v("3"));
 }
 
-fn contract_batch_all_or_nothing<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_batch_all_or_nothing<S: Store>(h: &Harness<S>) {
     let s = h.make();
     if !s.capabilities().batch {
         return;
@@ -426,7 +431,7 @@ fn contract_batch_all_or_nothing<S: Store>(h: &Harness<S>) {
     assert_eq!(s.list("", Page::ALL).unwrap().total, 3);
 }
 
-fn contract_metadata_and_tags<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_metadata_and_tags<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let caps = s.capabilities();
     if !caps.metadata && !caps.tags {
@@ -453,7 +458,7 @@ fn contract_metadata_and_tags<S: Store>(h: &Harness<S>) {
     assert_eq!(listed.entries[0].tags, tags);
 }
 
-fn contract_formats<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_formats<S: Store>(h: &Harness<S>) {
     let s = h.make();
     for f in s.capabilities().formats {
         let data = match f {
@@ -470,7 +475,7 @@ fn contract_formats<S: Store>(h: &Harness<S>) {
     }
 }
 
-fn contract_expiration<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_expiration<S: Store>(h: &Harness<S>) {
     let s = h.make();
     if !s.capabilities().expiration {
         return;
@@ -502,7 +507,7 @@ fn contract_expiration<S: Store>(h: &Harness<S>) {
     assert_eq!(s.list("", Page::ALL).unwrap().total, 2);
 }
 
-fn contract_compress<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_compress<S: Store>(h: &Harness<S>) {
     let s = h.make();
     if !s.capabilities().compress {
         return;
@@ -527,7 +532,7 @@ fn contract_compress<S: Store>(h: &Harness<S>) {
     }
 }
 
-fn contract_invalid_keys_refused<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_invalid_keys_refused<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let long = "a".repeat(2000);
     for raw in [
@@ -558,7 +563,7 @@ fn contract_invalid_keys_refused<S: Store>(h: &Harness<S>) {
     assert_eq!(s.list("", Page::ALL).unwrap().total, 0);
 }
 
-fn contract_info_counts<S: Store>(h: &Harness<S>) {
+pub(crate) fn contract_info_counts<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let info = s.info().unwrap();
     assert_eq!((info.entries, info.bytes), (0, 0));

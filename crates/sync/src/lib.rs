@@ -8,6 +8,7 @@ pub mod error;
 pub mod model;
 pub mod remote;
 pub mod state;
+pub mod store;
 pub mod sync;
 
 pub use config::{Credentials, LinkConfig};

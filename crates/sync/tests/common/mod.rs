@@ -129,7 +129,13 @@ fn script() -> PathBuf {
 impl Garage {
     pub fn start() -> Garage {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash").arg(script()).arg("start").arg(dir.path()).output().unwrap();
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path())
+            .env("GARAGE_WATCH_PID", std::process::id().to_string())
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "garage-cluster.sh start failed (is garage installed? scripts/setup.sh installs it):\n{}\n{}",
