@@ -238,6 +238,7 @@ fn every_failed_file_operation_leaves_the_library_as_it_was() {
     for (name, op, journalled) in OPERATIONS {
         for kind in [Fault::Eio, Fault::DiskFull] {
             let points = fail_everywhere(name, *op, *journalled, kind, &mut problems);
+            eprintln!("faults: {name}: {points} file operations, each failed with {kind:?}");
             assert!(points >= 3, "{name}: only {points} file operations seen: is it routed through the seam?");
         }
     }
@@ -341,7 +342,10 @@ fn after_a_power_loss_at_any_point_no_acknowledged_write_is_lost() {
         injector.power_loss().unwrap();
         drop(injector);
         drop(lib);
-        let Some((_, op, path)) = fired else { break };
+        let Some((_, op, path)) = fired else {
+            eprintln!("faults: power cut at each of {} operations of the save/batch/import/delete sequence", n - 1);
+            break;
+        };
         let at = format!("power loss at op {n} ({op:?} {})", path.display());
         let lib = f.open();
         let after = files_now(&f.root);
