@@ -314,6 +314,7 @@ fn after_a_power_loss_at_any_point_no_acknowledged_write_is_lost() {
         ("batch", batch),
         ("import", import),
         ("delete", |_, lib| lib.delete("Blueprints/deep/new.blueprint.yaml").map(drop)),
+        ("backup", run_backup),
     ];
     let mut problems = Vec::new();
     for n in 1.. {
@@ -391,6 +392,15 @@ fn after_a_power_loss_at_any_point_no_acknowledged_write_is_lost() {
         lib.reindex(None).unwrap();
         if reopened != listed(&lib) {
             problems.push(format!("{at}: the reopened index differs from a fresh reindex"));
+        }
+        // A snapshot that survived the power loss is whole.
+        if let Ok(repo) = Repo::open(&f.dir.join("repo")) {
+            for id in repo.snapshot_ids().unwrap_or_default() {
+                match repo.verify(&id, None, &CancelToken::new()) {
+                    Ok(r) if r.ok => {}
+                    other => problems.push(format!("{at}: snapshot {id} does not verify: {other:?}")),
+                }
+            }
         }
     }
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
