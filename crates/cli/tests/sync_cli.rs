@@ -1,0 +1,120 @@
+//! `bpv sync` and `bpv migrate` through the real binary against a real 3-node Garage
+//! cluster (scripts/garage-cluster.sh; scripts/setup.sh installs garage).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage-cluster.sh")
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path())
+            .env("GARAGE_WATCH_PID", std::process::id().to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "garage-cluster.sh: {}", String::from_utf8_lossy(&out.stderr));
+        let env = std::fs::read_to_string(dir.path().join("cluster.env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        Cluster { dir, env }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).output();
+    }
+}
+
+fn bpv(lib: &Path, data: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bpv"))
+        .arg("--library")
+        .arg(lib)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("BPV_SYNC_ACCESS_KEY_ID")
+        .env_remove("BPV_SYNC_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn two_libraries_sync_through_the_cli() {
+    let c = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let endpoints: Vec<String> = c.env["ENDPOINTS"].split(',').map(str::to_owned).collect();
+    let secret = format!("{}\n", c.env["SECRET_ACCESS_KEY"]);
+    for lib in [&a, &b] {
+        ok(bpv(lib, &data, &["init"], b""));
+        let mut args = vec!["--json", "sync", "link", "--bucket", "team", "--prefix", "cli", "--region", "garage"];
+        for e in &endpoints {
+            args.extend(["--endpoint", e.as_str()]);
+        }
+        args.extend(["--access-key-id", c.env["ACCESS_KEY_ID"].as_str()]);
+        let linked: serde_json::Value = serde_json::from_str(&ok(bpv(lib, &data, &args, secret.as_bytes()))).unwrap();
+        assert_eq!(linked["linked"], true);
+    }
+    let yaml = b"id: cli-1\nname: From the CLI\nnodes: []\n";
+    ok(bpv(&a, &data, &["save", "Blueprints/shared/cli.blueprint.yaml"], yaml));
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(bpv(&a, &data, &["--json", "sync", "--status"], b""))).unwrap();
+    assert_eq!(status["state"], "pending");
+    let sent: serde_json::Value = serde_json::from_str(&ok(bpv(&a, &data, &["--json", "sync"], b""))).unwrap();
+    assert_eq!(sent["sent"], 1);
+    ok(bpv(&b, &data, &["sync"], b""));
+    assert_eq!(ok(bpv(&b, &data, &["show", "Blueprints/shared/cli.blueprint.yaml"], b"")).as_bytes(), yaml);
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(bpv(&b, &data, &["--json", "sync", "--status"], b""))).unwrap();
+    assert_eq!(status["state"], "synced");
+    let migrated: serde_json::Value = serde_json::from_str(&ok(bpv(&a, &data, &["--json", "migrate"], b""))).unwrap();
+    assert_eq!(migrated["verified"], 1);
+
+    // A link that cannot reach its store fails with its own code and exit status, and is not kept.
+    let c_lib = tmp.path().join("c");
+    ok(bpv(&c_lib, &data, &["init"], b""));
+    let args =
+        ["--json", "sync", "link", "--endpoint", "http://127.0.0.1:9", "--bucket", "team", "--access-key-id", "k"];
+    let out = bpv(&c_lib, &data, &args, b"secret\n");
+    assert_eq!(out.status.code(), Some(6));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["code"], "remote_unreachable");
+    let out = bpv(&c_lib, &data, &["--json", "sync"], b"");
+    assert_eq!(out.status.code(), Some(3));
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["code"], "not_linked");
+}
