@@ -502,12 +502,14 @@ impl Syncer {
             .into_iter()
             .filter(|k| k.ends_with(&format!("-{me}.json")) && *k != key)
             .collect();
-        let covered: Vec<String> = (st.compacted_to + 1..=sent_to).map(|s| log_key(me, s)).collect();
+        // The newest log object stays: a device whose cursor is older sees a gap before it
+        // (and reads the snapshot) even when this device writes nothing more.
+        let covered: Vec<String> = (st.compacted_to + 1..sent_to).map(|s| log_key(me, s)).collect();
         futures::stream::iter(covered.iter().chain(old.iter()).map(|k| self.remote.delete(k)))
             .buffer_unordered(self.remote.concurrency)
             .try_collect::<Vec<()>>()
             .await?;
-        st.compacted_to = sent_to;
+        st.compacted_to = sent_to.saturating_sub(1);
         Ok(())
     }
 

@@ -149,3 +149,27 @@ fn blueprints_without_ids_and_companions_sync() {
     assert!(two.files().contains_key("Templates/plain.blueprint.meta.json"));
     assert_eq!(two.lib.item(plain).unwrap().tags, vec!["team".to_string()]);
 }
+
+#[test]
+fn a_device_behind_sees_a_compacted_log_even_when_its_writer_goes_quiet() {
+    let remote = Remote::in_memory();
+    let one = Device::new("one", remote.share());
+    let two = Device::new("two", remote.share());
+    one.save(A, &yaml("a", "Alpha", "v0"));
+    converge(&[&one, &two]);
+    // one writes (and compacts) a long log while two is away, then stops writing.
+    // Stop right after the sync that compacted one's log into a snapshot.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut last = 0;
+    for i in 1..=100 {
+        one.save(A, &yaml("a", "Alpha", &format!("v{i}")));
+        one.sync();
+        last = i;
+        if !rt.block_on(remote.list("snapshots")).unwrap().is_empty() {
+            break;
+        }
+    }
+    assert!(last < 100, "no compaction happened");
+    two.sync();
+    assert_eq!(two.read(A).unwrap(), yaml("a", "Alpha", &format!("v{last}")));
+}
