@@ -173,3 +173,24 @@ fn a_device_behind_sees_a_compacted_log_even_when_its_writer_goes_quiet() {
     two.sync();
     assert_eq!(two.read(A).unwrap(), yaml("a", "Alpha", &format!("v{last}")));
 }
+
+#[test]
+fn an_edit_beats_a_concurrent_delete_and_concurrent_renames_keep_one_file() {
+    let remote = Remote::in_memory();
+    let one = Device::new("one", remote.share());
+    let two = Device::new("two", remote.share());
+    one.save(A, &yaml("a", "Alpha", "v1"));
+    one.save(B, &yaml("b", "Beta", "v1"));
+    converge(&[&one, &two]);
+    // A: deleted on one, edited on two. B: renamed differently on both.
+    std::fs::remove_file(one.root().join(A)).unwrap();
+    two.save(A, &yaml("a", "Alpha", "edited while deleted elsewhere"));
+    std::fs::rename(one.root().join(B), one.root().join("Blueprints/personal/beta-one.blueprint.yaml")).unwrap();
+    std::fs::rename(two.root().join(B), two.root().join("Blueprints/personal/beta-two.blueprint.yaml")).unwrap();
+    converge(&[&one, &two]);
+    let files = one.files();
+    assert_eq!(files[A], yaml("a", "Alpha", "edited while deleted elsewhere"), "the edit survives the delete");
+    let betas: Vec<&String> = files.keys().filter(|k| k.contains("beta")).collect();
+    assert_eq!(betas.len(), 1, "one blueprint, one file: {betas:?}");
+    assert_eq!(files[betas[0]], yaml("b", "Beta", "v1"));
+}
