@@ -103,6 +103,10 @@ fn delete(_: &Fixture, lib: &Library) -> Result<()> {
     lib.delete("Blueprints/a.blueprint.yaml").map(drop)
 }
 
+fn rename(_: &Fixture, lib: &Library) -> Result<()> {
+    lib.rename("Blueprints/a.blueprint.yaml", "Blueprints/moved/a2.blueprint.yaml", None).map(drop)
+}
+
 fn batch(_: &Fixture, lib: &Library) -> Result<()> {
     let key = |k: &str| Key::new(k).unwrap();
     let tagged = SaveOptions { tags: vec!["batch".into()], ..Default::default() };
@@ -131,6 +135,7 @@ const OPERATIONS: &[(&str, Operation, bool)] = &[
     ("save with companion", save_with_companion, false),
     ("update_meta", update_meta, false),
     ("delete to trash", delete, false),
+    ("rename (with companion and history)", rename, true),
     ("batch", batch, true),
     ("import apply", import, true),
 ];
