@@ -212,6 +212,7 @@ impl Syncer {
             Ok::<(), SyncError>(())
         })?;
         // Settle conflicts and path clashes (several rounds: a copy can clash too).
+        let mut fixes_added = false;
         for _ in 0..3 {
             let seq = st.next_seq;
             let mut n = 0;
@@ -243,10 +244,17 @@ impl Syncer {
                 time: now_ms(),
                 changes: fixes,
             });
+            fixes_added = true;
         }
-        state::save(&self.dir, st)?;
+        // The state is megabytes for a large library: written only when something changed
+        // (an idle sync writes it once, in `sync`).
+        if fixes_added {
+            state::save(&self.dir, st)?;
+        }
         self.apply(lib, st, &local, report)?;
-        state::save(&self.dir, st)?;
+        if fixes_added || report.received > 0 || report.applied > 0 {
+            state::save(&self.dir, st)?;
+        }
         self.runtime.block_on(async {
             report.sent += self.push(st, report).await?;
             self.compact(st).await
