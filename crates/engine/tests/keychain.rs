@@ -483,3 +483,28 @@ fn the_passphrase_file_refuses_a_wrong_passphrase_and_holds_no_plain_text() {
 fn references_parse_like_the_docs_say() {
     assert_eq!(secret_references(b"x: ${secret:openai} ${secret:openai}"), ["openai"]);
 }
+
+#[test]
+fn an_encrypted_blueprint_travels_sealed_through_a_bundle_and_opens_with_its_kit() {
+    let a = Env::new();
+    let sa = a.secrets();
+    let yaml = blueprint("Travelling", "bundle-word");
+    let item = sa.save_encrypted(&a.lib, "Blueprints/personal/t", &yaml, &Default::default()).unwrap();
+    let kit = sa.recovery_kit(&a.lib, b"travelling passphrase").unwrap().to_json().unwrap();
+    let zip = a.tmp.path().join("out.zip");
+    a.lib.export(std::slice::from_ref(&item.path), &zip, &ExportOptions::default(), None).unwrap();
+    assert!(files_containing(a.tmp.path(), b"bundle-word", None).is_empty());
+
+    let b = Env::new();
+    let opts = bpv_engine::transfer::ImportOptions::default();
+    let plan = b.lib.import_plan(std::slice::from_ref(&zip), &opts, None).unwrap();
+    let report = b.lib.import_apply(&plan, &opts, None).unwrap();
+    assert_eq!(report.imported, [item.path.clone()], "{report:?}");
+    let got = b.lib.item(&item.path).unwrap();
+    assert!(got.encrypted && got.valid, "{got:?}");
+    assert_eq!(got.name, "Travelling");
+    let sb = b.secrets();
+    assert!(matches!(sb.read_plain(&b.lib, &item.path), Err(Error::KeyMissing(_))));
+    sb.recover(&b.lib, &kit, b"travelling passphrase").unwrap();
+    assert_eq!(b.secrets().read_plain(&b.lib, &item.path).unwrap().as_slice(), yaml.as_slice());
+}
