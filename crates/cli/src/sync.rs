@@ -51,8 +51,12 @@ enum SyncAction {
         device_name: Option<String>,
         /// Access key id (the secret is read from stdin); else BPV_SYNC_ACCESS_KEY_ID /
         /// BPV_SYNC_SECRET_ACCESS_KEY are used at every sync.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "credential")]
         access_key_id: Option<String>,
+        /// Take the keys from this OS-keychain credential (`bpv creds set NAME`, value
+        /// `ACCESS_KEY_ID:SECRET`) instead.
+        #[arg(long)]
+        credential: Option<String>,
         /// Seconds between periodic syncs.
         #[arg(long, default_value_t = 30)]
         interval: u64,
@@ -136,6 +140,7 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             virtual_hosted,
             device_name,
             access_key_id,
+            credential,
             interval,
         }) => {
             let existing = config::load_link(lib.area())?;
@@ -155,6 +160,7 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             link.region = region.clone();
             link.path_style = !virtual_hosted;
             link.interval_secs = *interval;
+            link.credential = credential.clone();
             if let Some(id) = access_key_id {
                 let mut secret = String::new();
                 std::io::stdin()
@@ -170,7 +176,7 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
                 )?;
             }
             let probe = || -> bpv_sync::Result<()> {
-                let creds = config::load_credentials(lib.area())?;
+                let creds = config::credentials_for(lib, &link)?;
                 let remote = bpv_sync::Remote::open(&link, &creds)?;
                 Syncer::with_remote(lib, link.clone(), remote)?.probe()
             };

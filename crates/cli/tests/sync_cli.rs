@@ -42,7 +42,12 @@ impl Drop for Cluster {
 }
 
 fn bpv(lib: &Path, data: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    bpv_env(lib, data, args, stdin, &[])
+}
+
+fn bpv_env(lib: &Path, data: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bpv"))
+        .envs(env.iter().copied())
         .arg("--library")
         .arg(lib)
         .arg("--data-dir")
@@ -117,4 +122,37 @@ fn two_libraries_sync_through_the_cli() {
     assert_eq!(out.status.code(), Some(3));
     let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["code"], "not_linked");
+}
+
+#[test]
+fn keys_can_come_from_a_keychain_credential() {
+    let c = Cluster::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let lib = tmp.path().join("lib");
+    // The sealed-file credential store (works on any machine, no desktop keyring needed).
+    let env = [("BPV_CREDENTIAL_STORE", "file"), ("BPV_CREDENTIALS_PASSPHRASE", "a long test passphrase")];
+    ok(bpv_env(&lib, &data, &["init"], b"", &env));
+    let value = format!("{}:{}", c.env["ACCESS_KEY_ID"], c.env["SECRET_ACCESS_KEY"]);
+    ok(bpv_env(&lib, &data, &["creds", "set", "team-sync"], value.as_bytes(), &env));
+    let endpoint = c.env["ENDPOINTS"].split(',').next().unwrap().to_owned();
+    let args = [
+        "sync",
+        "link",
+        "--endpoint",
+        &endpoint,
+        "--bucket",
+        "team",
+        "--region",
+        "garage",
+        "--credential",
+        "team-sync",
+    ];
+    ok(bpv_env(&lib, &data, &args, b"", &env));
+    let area = std::fs::read_dir(data.join("libraries")).unwrap().next().unwrap().unwrap().path();
+    assert!(!area.join("sync/credentials.json").exists(), "no key file when the keychain holds them");
+    ok(bpv_env(&lib, &data, &["save", "Blueprints/shared/k.blueprint.yaml"], b"name: K\nnodes: []\n", &env));
+    let sent: serde_json::Value =
+        serde_json::from_str(&ok(bpv_env(&lib, &data, &["--json", "sync"], b"", &env))).unwrap();
+    assert_eq!(sent["sent"], 1);
 }

@@ -2,10 +2,11 @@
 //! area (`<area>/sync/`): `link.json` (endpoint(s), bucket, prefix, region, path
 //! style, this device's id and name) and the access keys.
 //!
-//! Access keys: the keychain API (issue 7) is not available yet, so they come from
-//! `BPV_SYNC_ACCESS_KEY_ID` / `BPV_SYNC_SECRET_ACCESS_KEY` (then `AWS_ACCESS_KEY_ID` /
-//! `AWS_SECRET_ACCESS_KEY`), else from `<area>/sync/credentials.json`, written with
-//! mode 0600 and refused when group or others can read it.
+//! Access keys, first found: `BPV_SYNC_ACCESS_KEY_ID` / `BPV_SYNC_SECRET_ACCESS_KEY` (then
+//! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`); the OS keychain credential named in
+//! `link.credential` (`bpv creds set NAME`, value `ACCESS_KEY_ID:SECRET`); else
+//! `<area>/sync/credentials.json`, written with mode 0600 and refused when group or others
+//! can read it.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -42,6 +43,10 @@ pub struct LinkConfig {
     /// Seconds between periodic syncs while the app runs.
     #[serde(default = "default_interval")]
     pub interval_secs: u64,
+    /// A credential in the OS keychain (`bpv creds set NAME`) holding `ACCESS_KEY_ID:SECRET`;
+    /// when set, the keys come from there instead of the 0600 file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 fn default_region() -> String {
@@ -88,6 +93,7 @@ impl LinkConfig {
             device_id: format!("{:016x}", rand::random::<u64>()),
             device_name: device_name.unwrap_or_else(host_name),
             interval_secs: default_interval(),
+            credential: None,
         })
     }
 }
@@ -167,4 +173,22 @@ fn host_name() -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "this device".into())
+}
+
+/// Keys for a link: the environment, else the keychain credential it names, else the file.
+pub fn credentials_for(lib: &bpv_engine::library::Library, link: &LinkConfig) -> Result<Credentials> {
+    let env = |a: &str, b: &str| std::env::var(a).ok().or_else(|| std::env::var(b).ok()).filter(|v| !v.is_empty());
+    if env("BPV_SYNC_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID").is_some() {
+        return load_credentials(lib.area());
+    }
+    let Some(name) = &link.credential else { return load_credentials(lib.area()) };
+    let secrets = bpv_engine::secrets::Secrets::open(lib, &bpv_engine::secrets::SecretsOptions::default())?;
+    let value = secrets.credential_value(name, false)?;
+    let text = std::str::from_utf8(&value)
+        .map_err(|_| SyncError::Config(format!("credential {name} is not text: store it as ACCESS_KEY_ID:SECRET")))?;
+    let (id, secret) = text
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| SyncError::Config(format!("credential {name} must be ACCESS_KEY_ID:SECRET")))?;
+    Ok(Credentials { access_key_id: id.to_owned(), secret_access_key: secret.to_owned() })
 }

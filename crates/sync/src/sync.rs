@@ -123,7 +123,7 @@ impl Syncer {
     /// The syncer of a linked library (link and keys from its private area).
     pub fn open(lib: &Library) -> Result<Syncer> {
         let link = config::load_link(lib.area())?.ok_or(SyncError::NotLinked)?;
-        let creds = config::load_credentials(lib.area())?;
+        let creds = config::credentials_for(lib, &link)?;
         let remote = Remote::open(&link, &creds)?;
         Syncer::with_remote(lib, link, remote)
     }
