@@ -398,7 +398,11 @@ fn after_a_power_loss_at_any_point_no_acknowledged_write_is_lost() {
         if reopened != listed(&lib) {
             problems.push(format!("{at}: the reopened index differs from a fresh reindex"));
         }
-        // A snapshot that survived the power loss is whole.
+        // Backups still work (a cut during the repository's creation included), and
+        // every snapshot that survived the power loss is whole.
+        if let Err(e) = run_backup(&f, &lib) {
+            problems.push(format!("{at}: a backup after the power loss fails: {e}"));
+        }
         if let Ok(repo) = Repo::open(&f.dir.join("repo")) {
             for id in repo.snapshot_ids().unwrap_or_default() {
                 match repo.verify(&id, None, &CancelToken::new()) {

@@ -252,8 +252,15 @@ impl Repo {
             return Repo::open(path);
         }
         if path.is_dir() {
-            let mut rd = fs::read_dir(path).map_err(|e| Error::io("cannot read", path, e))?;
-            if rd.next().is_some() {
+            let rd = fs::read_dir(path).map_err(|e| Error::io("cannot read", path, e))?;
+            // A creation that was interrupted (a crash before `config.json`) left only
+            // empty layout folders and maybe a temp file: finish it instead of refusing.
+            let unfinished_layout = |e: &fs::DirEntry| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let empty_dir = || fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_none());
+                fsio::is_temp_name(&name) || (matches!(name.as_str(), "objects" | "snapshots" | "packs") && empty_dir())
+            };
+            if rd.flatten().any(|e| !unfinished_layout(&e)) {
                 return Err(Error::InvalidArgument(format!(
                     "{} is not empty and not a backup repository: pick an empty folder",
                     path.display()

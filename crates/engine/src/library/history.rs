@@ -46,7 +46,7 @@ impl Library {
         let mut all = self.version_files(&dir)?;
         while all.len() > KEEP_VERSIONS {
             let oldest = all.remove(0);
-            let _ = fs::remove_file(dir.join(oldest));
+            let _ = fsio::remove_file(&dir.join(oldest));
         }
         Ok(())
     }

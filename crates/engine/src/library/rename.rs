@@ -62,7 +62,7 @@ impl Library {
             return;
         }
         // The `path` file only labels the folder for people; a stale one misleads nobody.
-        if fs::rename(&from, &to).is_ok() {
+        if fsio::rename(&from, &to).is_ok() {
             let _ = fsio::write_atomic(&to.join("path"), new.as_bytes());
         }
     }
