@@ -499,7 +499,7 @@ fn an_encrypted_blueprint_travels_sealed_through_a_bundle_and_opens_with_its_kit
     let opts = bpv_engine::transfer::ImportOptions::default();
     let plan = b.lib.import_plan(std::slice::from_ref(&zip), &opts, None).unwrap();
     let report = b.lib.import_apply(&plan, &opts, None).unwrap();
-    assert_eq!(report.imported, [item.path.clone()], "{report:?}");
+    assert_eq!(report.imported, std::slice::from_ref(&item.path), "{report:?}");
     let got = b.lib.item(&item.path).unwrap();
     assert!(got.encrypted && got.valid, "{got:?}");
     assert_eq!(got.name, "Travelling");
