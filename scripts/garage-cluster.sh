@@ -50,9 +50,9 @@ stop_node() {
   fi
 }
 
-case "$cmd" in
-start)
-  base=$((20000 + (RANDOM % 4000) * 10))
+launch() {
+  # Ports below Linux's ephemeral range (32768+), so no outgoing connection holds one.
+  base=$((20000 + (RANDOM % 1200) * 10))
   secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
   endpoints=()
   for i in 1 2 3; do
@@ -80,7 +80,18 @@ TOML
     endpoints+=("http://127.0.0.1:$((p + 1))")
     start_node "$i"
   done
-  for i in 1 2 3; do wait_node "$i"; done
+  for i in 1 2 3; do wait_node "$i" || return 1; done
+}
+
+case "$cmd" in
+start)
+  # A port taken by something else makes a node fail to start: try other ports.
+  for attempt in 1 2 3; do
+    if launch; then break; fi
+    for i in 1 2 3; do stop_node "$i"; done
+    rm -rf "$dir"/n1 "$dir"/n2 "$dir"/n3
+    [ "$attempt" = 3 ] && { echo "garage cluster did not start" >&2; exit 1; }
+  done
   for i in 2 3; do g 1 node connect "$(g "$i" node id -q 2>/dev/null)" >/dev/null; done
   for i in 1 2 3; do
     id=$(g "$i" node id -q 2>/dev/null | cut -d@ -f1)
