@@ -202,6 +202,10 @@ fn encrypted_blueprints_are_listed_by_metadata_and_read_back() {
     // The encrypted blueprint's references count (decrypted in memory).
     s.set_credential("openai", b"v").unwrap();
     assert_eq!(s.list_credentials(&env.lib).unwrap().credentials[0].used_by, std::slice::from_ref(&item.path));
+    let uses = s.credentials_used_by(&env.lib, &item.path).unwrap();
+    assert_eq!((uses[0].name.as_str(), uses[0].exists), ("openai", true));
+    s.delete_credential("openai").unwrap();
+    assert!(!s.credentials_used_by(&env.lib, &item.path).unwrap()[0].exists, "a missing credential is flagged");
 
     // Invalid YAML is refused before anything is written.
     let bad = s.save_encrypted(&env.lib, "Blueprints/personal/bad", b"name: [unclosed\n", &BlueprintSave::default());

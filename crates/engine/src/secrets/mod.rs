@@ -25,7 +25,7 @@ use crate::fsio;
 use crate::library::Library;
 
 pub use keys::{KeyStatus, RecoverReport, RecoveryKit, RotateOptions, RotateReport, refuse_plain_overwrite};
-pub use registry::{AuditEntry, CredentialInfo, CredentialList, MissingReference, secret_references};
+pub use registry::{AuditEntry, CredentialInfo, CredentialList, CredentialUse, MissingReference, secret_references};
 pub use stores::{CredentialStore, FILE_PASSPHRASE_ENV, FileStore, KeyringStore, StoreChoice, StoreKind};
 
 /// Overrides the store choice, like `--store` (`secret-service`, `keyutils`, `file`).

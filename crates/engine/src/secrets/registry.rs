@@ -63,6 +63,14 @@ pub struct CredentialList {
     pub missing: Vec<MissingReference>,
 }
 
+/// A credential one blueprint references, and whether it exists (the app flags missing ones).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct CredentialUse {
+    pub name: String,
+    pub exists: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AuditEntry {
@@ -244,6 +252,16 @@ impl Secrets {
         }
         self.save_registry(&reg)?;
         self.audit("credential-delete", Some(name), None)
+    }
+
+    /// The credentials one blueprint references (decrypted in memory when it is encrypted).
+    pub fn credentials_used_by(&self, lib: &Library, path: &str) -> Result<Vec<CredentialUse>> {
+        let plain = self.read_plain(lib, path)?;
+        let reg = self.load_registry()?;
+        Ok(secret_references(&plain)
+            .into_iter()
+            .map(|name| CredentialUse { exists: reg.credentials.contains_key(&name), name })
+            .collect())
     }
 
     /// Every credential with its metadata and the blueprints using it, and references
