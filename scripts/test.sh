@@ -11,7 +11,8 @@ scripts/build-ui.sh
 echo "== format"
 cargo fmt --all -- --check
 echo "== lint"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fault-injection feature too, so tests/faults.rs (required-features) is linted.
+cargo clippy --workspace --all-targets --locked --features bpv-engine/fault-injection -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
 echo "== reliability: fault injection, short cargo-fuzz runs (crash loop, concurrency: above)"
