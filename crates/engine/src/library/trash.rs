@@ -133,12 +133,24 @@ impl Library {
         }
         let dir = self.trash_dir().join(&entry.id);
         let companion = dir.join(COMPANION_FILE);
-        if let Some(crel) = companion_path(&rel)
-            && companion.is_file()
-        {
-            fsio::move_durable(&companion, &self.root.join(crel))?;
+        let restored_companion = companion_path(&rel).map(|crel| self.root.join(crel)).filter(|_| companion.is_file());
+        let moved = (|| {
+            if let Some(target) = &restored_companion {
+                fsio::move_durable(&companion, target)?;
+            }
+            fsio::move_durable(&dir.join(BLUEPRINT_FILE), &abs)
+        })();
+        if let Err(e) = moved {
+            // All or nothing: what came back goes back into the trash entry.
+            let trashed = dir.join(BLUEPRINT_FILE);
+            if abs.is_file() && !trashed.exists() {
+                let _ = fsio::move_durable(&abs, &trashed);
+            }
+            if let Some(target) = restored_companion.filter(|t| t.is_file() && !companion.exists()) {
+                let _ = fsio::move_durable(&target, &companion);
+            }
+            return Err(e);
         }
-        fsio::move_durable(&dir.join(BLUEPRINT_FILE), &abs)?;
         let _ = fsio::remove_dir_all(&dir);
         drop(_lock);
         self.refresh(std::slice::from_ref(&rel))?;
