@@ -86,7 +86,7 @@ fn emit(app: &AppHandle, kind: LibraryEventKind, paths: Vec<String>) {
 
 /// The watcher's notices become window events. Changes this app made itself were
 /// already announced by the command that made them.
-fn forward(app: &AppHandle, notice: WatchNotice) {
+pub(crate) fn forward(app: &AppHandle, notice: WatchNotice) {
     match notice {
         WatchNotice::Change(c) if c.origin == Origin::Outside => {
             emit(app, LibraryEventKind::Changed, [Some(c.path), c.old_path].into_iter().flatten().collect())
@@ -474,6 +474,17 @@ commands! {
     fn restore_snapshot_to(app, id: String, to: String, partial: bool) -> RestoreDone {
         let handle = app.clone();
         with_lib(&app, move |o| crate::transfer::restore_to(&handle, &o.lib, &id, &to, partial)).await
+    }
+
+    /// Restore a whole snapshot over the open library (the library as it is now is backed
+    /// up first: `before` names that snapshot, to undo the restore).
+    fn restore_snapshot_in_place(app, id: String, partial: bool) -> RestoreDone {
+        let handle = app.clone();
+        let done = tauri::async_runtime::spawn_blocking(move || crate::transfer::restore_in_place(&handle, &id, partial))
+            .await
+            .map_err(IpcError::internal)??;
+        emit(&app, LibraryEventKind::Opened, Vec::new());
+        Ok(done)
     }
 
     /// The library's credentials (names and metadata, never values), where they are kept

@@ -416,6 +416,9 @@ pub struct RestoreDone {
     /// What could not be restored (only for a partial restore).
     pub not_restored: Vec<SnapshotProblem>,
     pub millis: u64,
+    /// For a restore over the library: the snapshot taken of it just before (restore that
+    /// one to undo).
+    pub before: Option<String>,
 }
 
 impl From<&backup::RestoreReport> for RestoreDone {
@@ -427,6 +430,7 @@ impl From<&backup::RestoreReport> for RestoreDone {
             bytes: r.bytes,
             not_restored: r.not_restored.iter().map(SnapshotProblem::from).collect(),
             millis: r.millis,
+            before: r.before.clone(),
         }
     }
 }

@@ -49,6 +49,14 @@ impl AppState {
             .ok_or_else(|| IpcError::new("no_library", "no library is open yet: choose one in Settings"))
     }
 
+    /// Close the open library (for a restore that swaps its folder): its watcher stops and
+    /// its app lock is released as soon as no command is using it any more.
+    pub fn close(&self) -> Result<(), IpcError> {
+        let _opening = self.opening.lock().map_err(IpcError::internal)?;
+        self.current.write().map_err(IpcError::internal)?.take();
+        Ok(())
+    }
+
     pub fn current_opt(&self) -> Option<Arc<Opened>> {
         self.current.read().ok().and_then(|c| c.clone())
     }

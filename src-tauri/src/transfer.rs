@@ -528,6 +528,52 @@ pub fn restore_to(app: &AppHandle, lib: &Library, id: &str, to: &str, partial: b
     restore_snapshot(&repo, &data_dir, id, &dir, &opts)
 }
 
+/// Restore snapshot `id` over the open library: the engine snapshots the library as it is
+/// first (so this restore can itself be undone), stages the restore beside it and swaps it
+/// in. The library is closed for the swap — its watcher would follow the folder being
+/// moved aside — and opened again afterwards, whether the restore worked or not.
+pub fn restore_in_place(app: &AppHandle, id: &str, partial: bool) -> Result<RestoreDone, IpcError> {
+    let app_state = app.state::<AppState>();
+    let opened = app_state.current()?;
+    let root = opened.lib.root().to_path_buf();
+    let repo_path = existing_repo(app, &opened.lib)?.root().to_path_buf();
+    drop(opened);
+    let st = state(app);
+    let cancel = backup::CancelToken::new();
+    let _running = st.start(Operation::Restore, Cancel::Backup(cancel.clone()))?;
+    let progress = Progress::new(app, Operation::Restore);
+    let tick = |p: backup::Progress| progress.backup(p);
+    let opts = backup::RestoreOptions { partial, progress: Some(&tick), cancel };
+    app_state.close()?;
+    let restored = bpv_engine::library::Library::open(bpv_engine::library::OpenOptions {
+        root: root.clone(),
+        data_dir: Some(app_state.data_dir.clone()),
+        create: false,
+        reconcile: false,
+    })
+    .and_then(|lib| backup::restore_in_place(&lib, &repo_path, id, &opts));
+    let reopened = reopen(app, &root);
+    let report = restored?;
+    reopened?;
+    Ok(RestoreDone::from(&report))
+}
+
+/// Open `root` again after a restore; a command still finishing with the old handle holds
+/// its app lock for a moment, so a refusal is retried briefly.
+fn reopen(app: &AppHandle, root: &Path) -> Result<(), IpcError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = app.clone();
+        match app.state::<AppState>().open(root, move |n| crate::commands::forward(&events, n)) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == "library_in_use" && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The folder a whole snapshot may be restored into: a full path, outside the open library.
 fn restore_target(lib: &Library, to: &str) -> Result<PathBuf, IpcError> {
     let dir = PathBuf::from(to);

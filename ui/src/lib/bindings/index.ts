@@ -394,7 +394,12 @@ export type RestoreDone = { id: string, to: string, files: number, bytes: number
 /**
  * What could not be restored (only for a partial restore).
  */
-not_restored: Array<SnapshotProblem>, millis: number, };
+not_restored: Array<SnapshotProblem>, millis: number, 
+/**
+ * For a restore over the library: the snapshot taken of it just before (restore that
+ * one to undo).
+ */
+before: string | null, };
 
 export type StoreKind = "secret-service" | "keyutils" | "file";
 
@@ -512,6 +517,8 @@ export type Commands = {
   restore_from_snapshot: { args: { id: string; path: string }; result: string };
   /**Restore a whole snapshot into `to`, a new or empty folder (it can then be opened as a library); `partial` restores what is intact of a damaged snapshot. */
   restore_snapshot_to: { args: { id: string; to: string; partial: boolean }; result: RestoreDone };
+  /**Restore a whole snapshot over the open library (the library as it is now is backed up first: `before` names that snapshot, to undo the restore). */
+  restore_snapshot_in_place: { args: { id: string; partial: boolean }; result: RestoreDone };
   /**The library's credentials (names and metadata, never values), where they are kept and why, and references to credentials that do not exist. */
   credentials: { args: {  }; result: CredentialList };
   /**Store or replace a credential's value in the keychain. */
