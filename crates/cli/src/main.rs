@@ -163,6 +163,8 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Move this library into its linked team library: validate, backup, send, verify byte for byte.
     Migrate(sync::MigrateArgs),
+    /// The team library this one syncs with: `set` links it (like `sync link`), `unset` forgets it.
+    Remote(sync::RemoteArgs),
 }
 
 #[derive(Subcommand)]
@@ -376,6 +378,7 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
         }
         Command::Sync(args) => exit_on_failure(sync::run_sync(&open(&cli, false)?, args, out, cli.json)),
         Command::Migrate(args) => exit_on_failure(sync::run_migrate(&open(&cli, false)?, args, out, cli.json)),
+        Command::Remote(args) => exit_on_failure(sync::run_remote(&open(&cli, false)?, args, out, cli.json)),
     }
 }
 

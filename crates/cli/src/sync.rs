@@ -32,39 +32,59 @@ pub struct SyncArgs {
 #[derive(Subcommand)]
 enum SyncAction {
     /// Link this library to a team library in an S3-compatible bucket.
-    Link {
-        /// S3 endpoint (repeat for several nodes of one cluster: tried in turn).
-        #[arg(long = "endpoint", value_name = "URL", required = true)]
-        endpoints: Vec<String>,
-        #[arg(long)]
-        bucket: String,
-        /// Key prefix in the bucket (one bucket can hold several team libraries).
-        #[arg(long, default_value = "")]
-        prefix: String,
-        #[arg(long, default_value = "us-east-1")]
-        region: String,
-        /// Virtual-hosted-style requests (AWS S3); default path-style (Garage, MinIO).
-        #[arg(long)]
-        virtual_hosted: bool,
-        /// Name shown in conflict copies (default: the host name).
-        #[arg(long)]
-        device_name: Option<String>,
-        /// Access key id (the secret is read from stdin); else BPV_SYNC_ACCESS_KEY_ID /
-        /// BPV_SYNC_SECRET_ACCESS_KEY are used at every sync.
-        #[arg(long, conflicts_with = "credential")]
-        access_key_id: Option<String>,
-        /// Take the keys from this OS-keychain credential (`bpv creds set NAME`, value
-        /// `ACCESS_KEY_ID:SECRET`) instead.
-        #[arg(long)]
-        credential: Option<String>,
-        /// Seconds between periodic syncs.
-        #[arg(long, default_value_t = 30)]
-        interval: u64,
-    },
+    Link(LinkArgs),
     /// Forget the link (local files and the team library are left as they are).
     Unlink,
     /// Check every blueprint is in the team library and here, byte for byte.
     Verify,
+}
+
+/// Where the team library is, and how to reach it (`bpv sync link`, `bpv remote set`).
+#[derive(Args, Clone)]
+pub struct LinkArgs {
+    /// S3 endpoint (repeat for several nodes of one cluster: tried in turn).
+    #[arg(long = "endpoint", value_name = "URL", required = true)]
+    endpoints: Vec<String>,
+    #[arg(long)]
+    bucket: String,
+    /// Key prefix in the bucket (one bucket can hold several team libraries).
+    #[arg(long, default_value = "")]
+    prefix: String,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Virtual-hosted-style requests (AWS S3); default path-style (Garage, MinIO).
+    #[arg(long)]
+    virtual_hosted: bool,
+    /// Name shown in conflict copies (default: the host name).
+    #[arg(long)]
+    device_name: Option<String>,
+    /// Access key id (the secret is read from stdin); else BPV_SYNC_ACCESS_KEY_ID /
+    /// BPV_SYNC_SECRET_ACCESS_KEY are used at every sync.
+    #[arg(long, conflicts_with = "credential")]
+    access_key_id: Option<String>,
+    /// Take the keys from this OS-keychain credential (`bpv creds set NAME`, value
+    /// `ACCESS_KEY_ID:SECRET`) instead.
+    #[arg(long)]
+    credential: Option<String>,
+    /// Seconds between periodic syncs.
+    #[arg(long, default_value_t = 30)]
+    interval: u64,
+}
+
+/// `bpv remote set …`: VISION.md's name for linking the library to a team library; the
+/// same as `bpv sync link …`.
+#[derive(Args)]
+pub struct RemoteArgs {
+    #[command(subcommand)]
+    action: RemoteAction,
+}
+
+#[derive(Subcommand)]
+enum RemoteAction {
+    /// Link this library to a team library in an S3-compatible bucket.
+    Set(LinkArgs),
+    /// Forget the link (local files and the team library are left as they are).
+    Unset,
 }
 
 #[derive(Args)]
@@ -112,6 +132,15 @@ pub fn run_sync(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> u8 {
     }
 }
 
+/// Runs `bpv remote set|unset` as `bpv sync link|unlink`; returns the process exit code.
+pub fn run_remote(lib: &Library, args: &RemoteArgs, out: &Out, json: bool) -> u8 {
+    let action = match &args.action {
+        RemoteAction::Set(link) => SyncAction::Link(link.clone()),
+        RemoteAction::Unset => SyncAction::Unlink,
+    };
+    run_sync(lib, &SyncArgs { action: Some(action), status: false, repeat: false }, out, json)
+}
+
 /// Runs `bpv migrate`; returns the process exit code (errors already printed).
 pub fn run_migrate(lib: &Library, args: &MigrateArgs, out: &Out, json: bool) -> u8 {
     match migrate_inner(lib, args, out, json) {
@@ -132,7 +161,7 @@ fn with_bar(syncer: &mut Syncer, out: &Out) {
 
 fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync::Result<()> {
     match &args.action {
-        Some(SyncAction::Link {
+        Some(SyncAction::Link(LinkArgs {
             endpoints,
             bucket,
             prefix,
@@ -142,7 +171,7 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             access_key_id,
             credential,
             interval,
-        }) => {
+        })) => {
             let existing = config::load_link(lib.area())?;
             let is_new = existing.is_none();
             let mut link = match existing {

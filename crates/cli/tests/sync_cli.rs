@@ -84,9 +84,10 @@ fn two_libraries_sync_through_the_cli() {
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let endpoints: Vec<String> = c.env["ENDPOINTS"].split(',').map(str::to_owned).collect();
     let secret = format!("{}\n", c.env["SECRET_ACCESS_KEY"]);
-    for lib in [&a, &b] {
+    // `b` links with VISION.md's `remote set`, `a` with `sync link`: the same link.
+    for (lib, link) in [(&a, ["sync", "link"]), (&b, ["remote", "set"])] {
         ok(bpv(lib, &data, &["init"], b""));
-        let mut args = vec!["--json", "sync", "link", "--bucket", "team", "--prefix", "cli", "--region", "garage"];
+        let mut args = vec!["--json", link[0], link[1], "--bucket", "team", "--prefix", "cli", "--region", "garage"];
         for e in &endpoints {
             args.extend(["--endpoint", e.as_str()]);
         }
