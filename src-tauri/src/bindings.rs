@@ -25,7 +25,10 @@ macro_rules! declare {
 pub fn typescript() -> String {
     use bpv_engine::index::{FolderCount, IndexStats, SearchHit, TagCount};
     use bpv_engine::library::{InvalidFile, ReconcileReport, ReindexReport, TrashEntry, Version};
-    use bpv_engine::secrets::{CredentialInfo, CredentialList, KeyStatus, MissingReference, StoreChoice, StoreKind};
+    use bpv_engine::secrets::{
+        AuditEntry, CredentialInfo, CredentialList, KeyStatus, MissingReference, RecoverReport, RotateReport,
+        StoreChoice, StoreKind,
+    };
 
     let cfg = ts_rs::Config::new().with_large_int("number");
     let cfg = &cfg;
@@ -43,6 +46,7 @@ pub fn typescript() -> String {
         ExportPreview, ExportDone, BackupSchedule, BackupSettingsView, SnapshotRow, SnapshotFile, SnapshotProblem,
         VerifyResult, BackupDone, RestoreDone,
         StoreKind, StoreChoice, CredentialInfo, MissingReference, CredentialList, KeyStatus,
+        RecoverReport, RotateReport, AuditEntry,
     );
     out.push_str(&crate::commands::typescript(cfg));
     out.push_str(&format!(

@@ -7,7 +7,7 @@
 use bpv_engine::Item;
 use bpv_engine::index::{ListQuery, SearchQuery, Sort};
 use bpv_engine::library::{BlueprintSave, MetaUpdate, ReconcileReport, ReindexReport, TrashEntry, Version};
-use bpv_engine::secrets::{CredentialInfo, CredentialList, KeyStatus};
+use bpv_engine::secrets::{AuditEntry, CredentialInfo, CredentialList, KeyStatus, RecoverReport, RotateReport};
 use bpv_engine::watch::{Origin, WatchNotice};
 use tauri::{AppHandle, Emitter, Manager};
 use tauri_plugin_dialog::DialogExt;
@@ -528,5 +528,53 @@ commands! {
         let item = with_lib(&app, move |o| crate::creds::encrypt(&o.lib, &path, if_match)).await?;
         emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
         Ok(item)
+    }
+
+    /// A recovery kit: the library's master key locked with `passphrase`, as a printable
+    /// page (`bpv keys recover` and the app read it back). Recorded in the audit log.
+    fn recovery_kit(app, passphrase: String) -> String {
+        with_lib(&app, move |o| Ok(crate::creds::open(&o.lib)?.recovery_kit(&o.lib, passphrase.as_bytes())?.printable_page()?))
+            .await
+    }
+
+    /// Put the master key back from a recovery kit (its page or JSON) and its passphrase.
+    fn recover_key(app, kit: String, passphrase: String) -> RecoverReport {
+        let report =
+            with_lib(&app, move |o| Ok(crate::creds::open(&o.lib)?.recover(&o.lib, &kit, passphrase.as_bytes())?)).await?;
+        emit(&app, LibraryEventKind::Changed, Vec::new());
+        Ok(report)
+    }
+
+    /// Re-seal every encrypted blueprint under a new master key, all or nothing (make a
+    /// new recovery kit afterwards).
+    fn rotate_key(app) -> RotateReport {
+        let report = with_lib(&app, |o| Ok(crate::creds::open(&o.lib)?.rotate(&o.lib, &Default::default())?)).await?;
+        emit(&app, LibraryEventKind::Changed, Vec::new());
+        Ok(report)
+    }
+
+    /// The audit log of sensitive operations (reveals, kits, recovery, rotation), newest first.
+    fn audit_log(app) -> Vec<AuditEntry> {
+        with_lib(&app, |o| {
+            let mut log = crate::creds::open(&o.lib)?.audit_log()?;
+            log.reverse();
+            Ok(log)
+        })
+        .await
+    }
+
+    /// Save text the user asked to keep (a recovery kit) to a file they choose; null when
+    /// they cancel.
+    fn save_text_as(app, title: String, file_name: String, text: String) -> Option<String> {
+        let dialog = app.dialog().file().set_title(title).set_file_name(file_name);
+        let picked = tauri::async_runtime::spawn_blocking(move || dialog.blocking_save_file())
+            .await
+            .map_err(IpcError::internal)?;
+        let Some(path) = picked.and_then(|p| p.into_path().ok()) else { return Ok(None) };
+        let written = path.clone();
+        tauri::async_runtime::spawn_blocking(move || bpv_engine::fsio::write_atomic(&written, text.as_bytes()))
+            .await
+            .map_err(IpcError::internal)??;
+        Ok(Some(path.to_string_lossy().into_owned()))
     }
 }

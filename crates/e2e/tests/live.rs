@@ -205,8 +205,59 @@ async fn run_credentials(app: &App, world: &World, file: &Path) -> Res<()> {
     app.screenshot("creds-02-encrypted").await?;
     // Its name stays visible (listed and findable); its content is sealed everywhere.
     assert_no_plain_text(world.dir.path(), b"zorvex-alerts")?;
+
+    // 5. A recovery kit, and recovery from it: a wrong passphrase is refused, the right one
+    //    brings the key back; both are in the audit log.
+    app.click("[data-testid=nav-credentials]").await?;
+    app.until(
+        "the key card",
+        T,
+        "const k = document.querySelector('[data-testid=key-status]'); return k && k.dataset.state === 'ok'",
+    )
+    .await?;
+    app.click("[data-testid=make-kit]").await?;
+    app.type_into("[data-testid=kit-passphrase]", KIT_PASSPHRASE).await?;
+    app.type_into("[data-testid=kit-passphrase-again]", KIT_PASSPHRASE).await?;
+    app.click("[data-testid=kit-create]").await?;
+    let page = app
+        .until(
+            "the kit page",
+            T,
+            "const p = document.querySelector('[data-testid=kit-page]'); return p && p.textContent",
+        )
+        .await?;
+    let page = page.as_str().ok_or("no kit page")?.to_owned();
+    assert!(page.contains("RECOVERY KIT"), "a printable page: {page}");
+    app.screenshot("creds-03-kit").await?;
+    app.click("[data-testid=recover-kit]").await?;
+    app.js(&format!(
+        "const t = document.querySelector('[data-testid=kit-text]'); t.value = {}; t.dispatchEvent(new Event('input'));",
+        serde_json::to_string(&page)?
+    ))
+    .await?;
+    app.type_into("[data-testid=recover-passphrase]", "not the passphrase").await?;
+    app.click("[data-testid=recover-submit]").await?;
+    let refused = app
+        .until(
+            "the refusal",
+            T,
+            "const b = document.querySelector('[data-testid=key-status] [role=alert]'); return b && b.textContent",
+        )
+        .await?;
+    assert!(refused.as_str().unwrap_or("").contains("passphrase"), "says the passphrase is wrong: {refused}");
+    app.js("const p = document.querySelector('[data-testid=recover-passphrase]'); p.value = ''; p.dispatchEvent(new Event('input'));")
+        .await?;
+    app.type_into("[data-testid=recover-passphrase]", KIT_PASSPHRASE).await?;
+    app.click("[data-testid=recover-submit]").await?;
+    app.until("the recovery form to close", T, "return !document.querySelector('[data-testid=recover-submit]')")
+        .await?;
+    let log = secrets.audit_log()?;
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"recovery-kit-exported") && actions.contains(&"key-recovered"), "{actions:?}");
     Ok(())
 }
+
+const KIT_PASSPHRASE: &str = "correct horse battery staple";
 
 /// No file under `dir` (library, data dir, HOME with the keyring) holds `needle` in the clear.
 fn assert_no_plain_text(dir: &Path, needle: &[u8]) -> Res<()> {

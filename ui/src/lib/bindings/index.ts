@@ -441,6 +441,29 @@ key_id: string | null, encrypted_blueprints: number,
  */
 message: string, };
 
+export type RecoverReport = { key_id: string, 
+/**
+ * Encrypted blueprints that open with the recovered key.
+ */
+readable: number, 
+/**
+ * Encrypted blueprints sealed with another key (paths).
+ */
+unreadable: Array<string>, };
+
+export type RotateReport = { old_key_id: string, new_key_id: string, reencrypted: number, millis: number, };
+
+export type AuditEntry = { 
+/**
+ * RFC 3339, UTC.
+ */
+time: string, 
+/**
+ * `credential-set`, `credential-reveal`, `credential-delete`, `key-created`,
+ * `recovery-kit-exported`, `key-recovered`, `key-rotated`, `rotation-finished`, `rotation-abandoned`.
+ */
+action: string, name?: string | null, detail?: string | null, store: string, pid: number, };
+
 /** Every command: its arguments and what it resolves to. */
 export type Commands = {
   /**The open library, or null before the first open. */
@@ -531,6 +554,16 @@ export type Commands = {
   key_status: { args: {  }; result: KeyStatus };
   /**Encrypt a blueprint at rest (its content sealed with the library's key). */
   encrypt_blueprint: { args: { path: string; if_match: string | null }; result: Item };
+  /**A recovery kit: the library's master key locked with `passphrase`, as a printable page (`bpv keys recover` and the app read it back). Recorded in the audit log. */
+  recovery_kit: { args: { passphrase: string }; result: string };
+  /**Put the master key back from a recovery kit (its page or JSON) and its passphrase. */
+  recover_key: { args: { kit: string; passphrase: string }; result: RecoverReport };
+  /**Re-seal every encrypted blueprint under a new master key, all or nothing (make a new recovery kit afterwards). */
+  rotate_key: { args: {  }; result: RotateReport };
+  /**The audit log of sensitive operations (reveals, kits, recovery, rotation), newest first. */
+  audit_log: { args: {  }; result: Array<AuditEntry> };
+  /**Save text the user asked to keep (a recovery kit) to a file they choose; null when they cancel. */
+  save_text_as: { args: { title: string; file_name: string; text: string }; result: string | null };
 };
 
 /** Every window event and its payload. */
