@@ -306,7 +306,9 @@ pub struct StoreChoice {
 /// Check that a store works here by writing, reading and deleting a probe value.
 pub fn probe(store: &dyn CredentialStore) -> Result<()> {
     let service = "blueprint-vault/probe";
-    let name = format!("probe-{}", std::process::id());
+    // Unique per probe, not per process: the app opens the library's secrets from several
+    // threads at once, and probes sharing an entry delete each other's value.
+    let name = format!("probe-{}-{:016x}", std::process::id(), rand::random::<u64>());
     store.set(service, &name, b"probe")?;
     let back = store.get(service, &name)?;
     store.delete(service, &name)?;
@@ -349,4 +351,58 @@ pub fn first_working(file_path: &Path) -> Result<(Box<dyn CredentialStore>, Stri
 fn short(s: &str) -> String {
     let s = s.trim();
     if s.chars().count() > 160 { format!("{}…", s.chars().take(160).collect::<String>()) } else { s.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// One shared keyspace, like a real keychain seen by every thread of a process.
+    #[derive(Default)]
+    struct SharedStore(Mutex<HashMap<(String, String), Vec<u8>>>);
+
+    impl CredentialStore for SharedStore {
+        fn kind(&self) -> StoreKind {
+            StoreKind::Keyutils
+        }
+        fn get(&self, service: &str, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+            let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(map.get(&(service.to_owned(), name.to_owned())).cloned().map(Zeroizing::new))
+        }
+        fn set(&self, service: &str, name: &str, value: &[u8]) -> Result<()> {
+            // Yield between the steps of concurrent probes, as a D-Bus round trip does.
+            std::thread::yield_now();
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((service.to_owned(), name.to_owned()), value.to_vec());
+            Ok(())
+        }
+        fn delete(&self, service: &str, name: &str) -> Result<bool> {
+            Ok(self
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(service.to_owned(), name.to_owned()))
+                .is_some())
+        }
+    }
+
+    #[test]
+    fn concurrent_probes_in_one_process_do_not_disturb_each_other() {
+        let store = SharedStore::default();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..300 {
+                        probe(&store).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(store.0.lock().unwrap().is_empty(), "every probe cleans up after itself");
+    }
 }
