@@ -26,8 +26,8 @@ pub fn typescript() -> String {
     use bpv_engine::index::{FolderCount, IndexStats, SearchHit, TagCount};
     use bpv_engine::library::{InvalidFile, ReconcileReport, ReindexReport, TrashEntry, Version};
     use bpv_engine::secrets::{
-        AuditEntry, CredentialInfo, CredentialList, KeyStatus, MissingReference, RecoverReport, RotateReport,
-        StoreChoice, StoreKind,
+        AuditEntry, CredentialInfo, CredentialList, CredentialUse, KeyStatus, MissingReference, RecoverReport,
+        RotateReport, StoreChoice, StoreKind,
     };
 
     let cfg = ts_rs::Config::new().with_large_int("number");
@@ -46,7 +46,7 @@ pub fn typescript() -> String {
         ExportPreview, ExportDone, BackupSchedule, BackupSettingsView, SnapshotRow, SnapshotFile, SnapshotProblem,
         VerifyResult, BackupDone, RestoreDone,
         StoreKind, StoreChoice, CredentialInfo, MissingReference, CredentialList, KeyStatus,
-        RecoverReport, RotateReport, AuditEntry,
+        RecoverReport, RotateReport, AuditEntry, CredentialUse,
     );
     out.push_str(&crate::commands::typescript(cfg));
     out.push_str(&format!(

@@ -212,7 +212,12 @@ commands! {
                 Err(e) => (Vec::new(), Some(e.message)),
             };
             let check = YamlCheck::of(&bytes);
-            let secrets = bpv_engine::secrets::secret_references(&bytes);
+            // Only a blueprint that references credentials asks the keychain side.
+            let secrets = if bpv_engine::secrets::secret_references(&bytes).is_empty() {
+                Vec::new()
+            } else {
+                crate::creds::open(&o.lib)?.credentials_used_by(&o.lib, &item.path)?
+            };
             let (yaml, editable) = match String::from_utf8(bytes) {
                 Ok(s) => (s, locked.is_none()),
                 Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),

@@ -25,10 +25,13 @@ pub fn plain_text(lib: &Library, path: &str, bytes: Vec<u8>) -> Result<Vec<u8>, 
 /// Save YAML the way the blueprint is stored now: sealed again when it is encrypted (a
 /// plain save must never replace an encrypted file).
 pub fn save_yaml(lib: &Library, path: &str, yaml: &[u8], save: &BlueprintSave) -> Result<Item, IpcError> {
-    if bpv_engine::secrets::refuse_plain_overwrite(lib, path).is_err() {
-        return Ok(open(lib)?.save_encrypted(lib, path, yaml, save)?);
+    match bpv_engine::secrets::refuse_plain_overwrite(lib, path) {
+        Ok(()) => Ok(lib.save_blueprint(path, yaml, save)?),
+        // The refusal for an encrypted blueprint; any other error (a file that cannot be
+        // read) is reported, never taken as a reason to encrypt.
+        Err(bpv_engine::Error::InvalidArgument(_)) => Ok(open(lib)?.save_encrypted(lib, path, yaml, save)?),
+        Err(e) => Err(e.into()),
     }
-    Ok(lib.save_blueprint(path, yaml, save)?)
 }
 
 /// Encrypt a plain blueprint in place (the engine drops its earlier plain versions).

@@ -179,8 +179,8 @@ pub struct BlueprintDetail {
     /// Absolute path of the file.
     pub file: String,
     pub check: YamlCheck,
-    /// Credentials the YAML references as `${secret:NAME}`.
-    pub secrets: Vec<String>,
+    /// Credentials the YAML references as `${secret:NAME}`, and whether each exists.
+    pub secrets: Vec<bpv_engine::secrets::CredentialUse>,
     /// Why an encrypted blueprint cannot be shown (its key is missing or wrong); null when
     /// it is plain or was decrypted.
     pub locked: Option<String>,

@@ -204,9 +204,9 @@ yaml: string, editable: boolean,
  */
 file: string, check: YamlCheck, 
 /**
- * Credentials the YAML references as `${secret:NAME}`.
+ * Credentials the YAML references as `${secret:NAME}`, and whether each exists.
  */
-secrets: Array<string>, 
+secrets: Array<CredentialUse>, 
 /**
  * Why an encrypted blueprint cannot be shown (its key is missing or wrong); null when
  * it is plain or was decrypted.
@@ -463,6 +463,8 @@ time: string,
  * `recovery-kit-exported`, `key-recovered`, `key-rotated`, `rotation-finished`, `rotation-abandoned`.
  */
 action: string, name?: string | null, detail?: string | null, store: string, pid: number, };
+
+export type CredentialUse = { name: string, exists: boolean, };
 
 /** Every command: its arguments and what it resolves to. */
 export type Commands = {
