@@ -12,5 +12,6 @@ if [ $# -gt 0 ]; then
   exec "$TARGET_DIR/release/bpv" "$@"
 fi
 scripts/build-ui.sh
-cargo build --locked -p blueprint-vault
-exec "$TARGET_DIR/debug/blueprint-vault"
+# A release build: the engine optimised (a debug build indexes a large library several times slower).
+cargo build --release --locked -p blueprint-vault
+exec "$TARGET_DIR/release/blueprint-vault"
