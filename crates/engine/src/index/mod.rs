@@ -261,6 +261,18 @@ impl Index {
         write::rebuild(&mut conn, docs).map_err(db_err)
     }
 
+    /// Replace the whole content with the documents the iterator yields, chunk by chunk
+    /// (ideally in path order, each path once), in one transaction: memory is bounded by
+    /// the chunks in flight, and readers see the old index until the commit. An error
+    /// from the iterator rolls back and is returned.
+    pub fn rebuild_stream(&self, chunks: impl Iterator<Item = Result<Vec<IndexDoc>>>) -> Result<()> {
+        let mut conn = self.conn()?;
+        write::rebuild_stream(&mut conn, chunks).map_err(|e| match e {
+            write::StreamError::Db(e) => db_err(e),
+            write::StreamError::Source(e) => e,
+        })
+    }
+
     /// What the index knows of every file, by path.
     pub fn file_states(&self) -> Result<HashMap<String, FileState>> {
         query::file_states(&*self.conn()?).map_err(db_err)

@@ -103,11 +103,24 @@ fn index_rebuild_recreates_the_migrated_fts_schema() {
         let rank: String = c.query_row("SELECT v FROM items_fts_config WHERE k = 'rank'", [], |r| r.get(0)).unwrap();
         (sql.split_whitespace().collect::<Vec<_>>().join(" "), rank)
     };
+    // Every table and index (a rebuild drops the secondary indexes and makes them again).
+    let objects = |c: &Connection| -> Vec<(String, String)> {
+        let mut stmt = c
+            .prepare("SELECT name, coalesce(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_stat%' ORDER BY name")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(|row| row.map(|(n, sql)| (n, sql.split_whitespace().collect::<Vec<_>>().join(" "))))
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
     let migrated = fts_sql(&conn);
+    let migrated_objects = objects(&conn);
     ix.rebuild(&[doc("a.blueprint.yaml", "A")]).unwrap();
     let rebuilt = fts_sql(&conn);
     assert_eq!(migrated, rebuilt);
     assert_eq!(rebuilt.1, schema::RANK_FUNCTION);
+    assert_eq!(migrated_objects, objects(&conn));
 }
 
 #[test]

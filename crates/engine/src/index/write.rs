@@ -200,54 +200,98 @@ pub(crate) fn apply(conn: &mut Connection, upserts: &[IndexDoc], removals: &[Str
 }
 
 pub(crate) fn rebuild(conn: &mut Connection, docs: &[IndexDoc]) -> rusqlite::Result<()> {
-    // Path order (the unique path index then only appends); rowids per name bucket.
-    let mut docs = last_per_path(docs);
+    // Path order (the unique path index then only appends).
+    let mut docs: Vec<IndexDoc> = last_per_path(docs).into_iter().cloned().collect();
     docs.sort_unstable_by(|a, b| a.item.path.cmp(&b.item.path));
-    let mut next_seq: HashMap<i64, i64> = HashMap::new();
-    let rowids: Vec<i64> = docs
-        .iter()
-        .map(|d| {
-            let bucket = name_bucket(&d.item.name);
-            let seq = next_seq.entry(bucket).or_insert(0);
-            *seq += 1;
-            (bucket << SEQ_BITS) | *seq
-        })
-        .collect();
+    let mut chunks = Vec::new();
+    while !docs.is_empty() {
+        let rest = docs.split_off(docs.len().min(REBUILD_CHUNK));
+        chunks.push(std::mem::replace(&mut docs, rest));
+    }
+    rebuild_stream(conn, chunks.into_iter().map(Ok::<_, std::convert::Infallible>)).map_err(|e| match e {
+        StreamError::Db(e) => e,
+        StreamError::Source(never) => match never {},
+    })
+}
+
+/// Documents per chunk of a streamed rebuild: large enough that the full-text table gets
+/// few segments to merge (one per chunk), small enough that a few chunks in flight stay
+/// a few tens of MB.
+pub(crate) const REBUILD_CHUNK: usize = 2048;
+
+/// Why a streamed rebuild stopped: the database, or the source of the documents.
+#[derive(Debug)]
+pub(crate) enum StreamError<E> {
+    Db(rusqlite::Error),
+    Source(E),
+}
+
+impl<E> From<rusqlite::Error> for StreamError<E> {
+    fn from(e: rusqlite::Error) -> Self {
+        StreamError::Db(e)
+    }
+}
+
+/// Replace the whole content with the documents of `chunks`, in one transaction (a
+/// reader sees the old index or the new one, never a mix). Documents should come in
+/// path order with each path once (the unique path index then only appends); only one
+/// chunk is held here at a time, so memory is bounded by the producer's chunks in flight,
+/// not by the library's size. A source error rolls everything back.
+pub(crate) fn rebuild_stream<E>(
+    conn: &mut Connection,
+    chunks: impl Iterator<Item = Result<Vec<IndexDoc>, E>>,
+) -> Result<(), StreamError<E>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Emptying tables without WHERE takes SQLite's truncate path; recreating the
     // full-text table is much faster than deleting its rows one by one. While loading,
-    // FTS5 buffers up to 64 MiB in memory and does not merge segments; one 'optimize'
-    // at the end writes the final b-tree.
+    // FTS5 buffers a chunk in memory and does not merge segments; one 'optimize' at the
+    // end writes the final b-tree. The secondary indexes of `items` are dropped and
+    // built once after the load (a sort each, cheaper than 100k random b-tree inserts).
     tx.execute_batch(&format!(
-        "PRAGMA cache_size = -65536;
+        "PRAGMA cache_size = -32768;
          DELETE FROM items; DELETE FROM item_tags; DROP TABLE IF EXISTS items_fts;
          {}; {}
-         INSERT INTO items_fts(items_fts, rank) VALUES('hashsize', 67108864);
-         INSERT INTO items_fts(items_fts, rank) VALUES('automerge', 0);",
+         INSERT INTO items_fts(items_fts, rank) VALUES('hashsize', 33554432);
+         INSERT INTO items_fts(items_fts, rank) VALUES('automerge', 0);
+         {}",
         schema::FTS_CREATE,
-        schema::fts_configure_sql()
+        schema::fts_configure_sql(),
+        schema::ITEMS_SECONDARY_DROP,
     ))?;
-    let result = (|| {
+    let result = (|| -> Result<(), StreamError<E>> {
         let mut writer = Writer::new(&tx)?;
-        for (doc, &rowid) in docs.iter().zip(&rowids) {
-            writer.write_item(rowid, doc)?;
+        let mut next_seq: HashMap<i64, i64> = HashMap::new();
+        for chunk in chunks {
+            let chunk = chunk.map_err(StreamError::Source)?;
+            let mut by_rowid: Vec<(i64, &IndexDoc)> = Vec::with_capacity(chunk.len());
+            for doc in &chunk {
+                let bucket = name_bucket(&doc.item.name);
+                let seq = next_seq.entry(bucket).or_insert(0);
+                *seq += 1;
+                let rowid = (bucket << SEQ_BITS) | *seq;
+                writer.write_item(rowid, doc)?;
+                by_rowid.push((rowid, doc));
+            }
+            // FTS5 flushes its in-memory index whenever a rowid is not larger than the
+            // previous one: insert each chunk in rowid order (one flush per chunk).
+            by_rowid.sort_unstable_by_key(|(rowid, _)| *rowid);
+            for (rowid, doc) in by_rowid {
+                writer.write_fts(rowid, doc)?;
+            }
         }
-        // FTS5 flushes its in-memory index whenever a rowid is not larger than the
-        // previous one: insert in rowid order.
-        let mut by_rowid: Vec<(i64, &IndexDoc)> = rowids.iter().copied().zip(docs.iter().copied()).collect();
-        by_rowid.sort_unstable_by_key(|(rowid, _)| *rowid);
-        for (rowid, doc) in by_rowid {
-            writer.write_fts(rowid, doc)?;
-        }
-        tx.execute_batch(
-            "INSERT INTO items_fts(items_fts) VALUES('optimize');
+        tx.execute_batch(&format!(
+            "{}
+             INSERT INTO items_fts(items_fts) VALUES('optimize');
              INSERT INTO items_fts(items_fts, rank) VALUES('automerge', 4);
              INSERT INTO items_fts(items_fts, rank) VALUES('hashsize', 8388608);
              ANALYZE items; ANALYZE item_tags;",
-        )
+            schema::ITEMS_SECONDARY_CREATE
+        ))?;
+        Ok(())
     })();
     let restore = tx.execute_batch("PRAGMA cache_size = -8192;");
     result?;
     restore?;
-    tx.commit()
+    tx.commit()?;
+    Ok(())
 }

@@ -66,6 +66,9 @@ pub struct BlueprintSave {
     pub metadata: serde_json::Map<String, Value>,
     /// Replace the companion's extra fields with `metadata` instead of merging.
     pub replace_metadata: bool,
+    /// Set the companion's `encrypted` flag (`secrets` clears it when a blueprint is
+    /// stored in plain text again).
+    pub encrypted: Option<bool>,
 }
 
 /// A metadata edit: written to the companion file, never to the user's YAML.
@@ -166,16 +169,23 @@ impl Library {
     /// Rebuild the index from the files.
     pub fn reindex(&self, progress: Option<scan::Progress<'_>>) -> Result<ReindexReport> {
         let start = std::time::Instant::now();
-        let (docs, _) = scan::full_scan(&self.root, &|n| self.batch_temp_is_orphan(n), progress)?;
-        self.index.rebuild(&docs)?;
+        let mut indexed = 0;
+        let mut invalid: Vec<InvalidFile> = Vec::new();
+        scan::stream_full_scan(&self.root, &|n| self.batch_temp_is_orphan(n), progress, |chunks| {
+            let counted = chunks.inspect(|chunk| {
+                if let Ok(docs) = chunk {
+                    indexed += docs.len();
+                    invalid.extend(docs.iter().filter(|d| !d.item.valid).map(|d| InvalidFile {
+                        path: d.item.path.clone(),
+                        error: d.item.error.clone().unwrap_or_default(),
+                    }));
+                }
+            });
+            self.index.rebuild_stream(counted)
+        })?;
         self.index.set_state(STATE_FULL_SCAN, &chrono::Utc::now().to_rfc3339())?;
-        let mut invalid: Vec<InvalidFile> = docs
-            .iter()
-            .filter(|d| !d.item.valid)
-            .map(|d| InvalidFile { path: d.item.path.clone(), error: d.item.error.clone().unwrap_or_default() })
-            .collect();
         invalid.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(ReindexReport { indexed: docs.len(), invalid, millis: start.elapsed().as_millis() as u64 })
+        Ok(ReindexReport { indexed, invalid, millis: start.elapsed().as_millis() as u64 })
     }
 
     /// Bring the index up to date with changes made while nothing was watching.
@@ -256,7 +266,8 @@ impl Library {
             || opts.description.is_some()
             || opts.provenance.is_some()
             || !opts.metadata.is_empty()
-            || opts.replace_metadata;
+            || opts.replace_metadata
+            || opts.encrypted.is_some();
         if !wants_companion {
             if !unchanged && let Err(e) = fsio::write_atomic(&abs, yaml) {
                 // The failure may come after the rename (the folder's fsync): put the old
@@ -290,6 +301,9 @@ impl Library {
                 }
                 for (k, v) in &opts.metadata {
                     c.extra.insert(k.clone(), v.clone());
+                }
+                if let Some(encrypted) = opts.encrypted {
+                    c.encrypted = encrypted;
                 }
             })
         })();

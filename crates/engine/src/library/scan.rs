@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
-use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -286,16 +285,48 @@ pub(crate) fn build_docs(root: &Path, rels: &[String], progress: Option<Progress
         .collect()
 }
 
-pub(crate) fn full_scan(
+/// Blueprints read and parsed per chunk of a full scan. A chunk in flight is a few MB
+/// of documents; [`SCAN_CHUNKS_IN_FLIGHT`] of them wait for the index writer at most.
+const SCAN_CHUNK: usize = 2048;
+const SCAN_CHUNKS_IN_FLIGHT: usize = 2;
+
+/// The full scan, streamed: walk the library, then read and parse the blueprints in
+/// path order, a chunk at a time on the rayon pool (in a thread of its own), while
+/// `consume` takes the chunks (the index writer). Parsing and writing overlap, and
+/// memory is bounded by the chunks in flight instead of the library's size. When
+/// `consume` stops early, the parsing stops too.
+pub(crate) fn stream_full_scan<R>(
     root: &Path,
     batch_temp_is_orphan: &(dyn Fn(&str) -> bool + Sync),
     progress: Option<Progress<'_>>,
-) -> Result<(Vec<IndexDoc>, u64)> {
-    let start = Instant::now();
-    let found = walk(root, batch_temp_is_orphan)?;
-    let rels: Vec<String> = found.into_iter().map(|f| f.rel).collect();
-    let docs = build_docs(root, &rels, progress);
-    Ok((docs, start.elapsed().as_millis() as u64))
+    consume: impl FnOnce(&mut dyn Iterator<Item = Result<Vec<IndexDoc>>>) -> Result<R>,
+) -> Result<R> {
+    let mut rels: Vec<String> = walk(root, batch_temp_is_orphan)?.into_iter().map(|f| f.rel).collect();
+    rels.sort_unstable();
+    let total = rels.len();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<IndexDoc>>(SCAN_CHUNKS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let rels = &rels;
+        scope.spawn(move || {
+            let mut done = 0;
+            for chunk in rels.chunks(SCAN_CHUNK) {
+                // A file that vanished since the walk is simply not indexed.
+                let docs: Vec<IndexDoc> = chunk.par_iter().filter_map(|rel| build_doc(root, rel).ok()).collect();
+                done += chunk.len();
+                if let Some(p) = progress {
+                    p(done, total);
+                }
+                if tx.send(docs).is_err() {
+                    break; // the consumer stopped (an error): no use parsing the rest
+                }
+            }
+        });
+        let mut chunks = rx.iter().map(Ok);
+        let result = consume(&mut chunks);
+        // Unblock the producer if the consumer returned before draining the channel.
+        drop(chunks);
+        result
+    })
 }
 
 /// Compare the files with what the index remembers; return documents to upsert and
