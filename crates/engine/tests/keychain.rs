@@ -512,3 +512,101 @@ fn an_encrypted_blueprint_travels_sealed_through_a_bundle_and_opens_with_its_kit
     sb.recover(&b.lib, &kit, b"travelling passphrase").unwrap();
     assert_eq!(b.secrets().read_plain(&b.lib, &item.path).unwrap().as_slice(), yaml.as_slice());
 }
+
+/// Versions in a blueprint's history folder (layout: library/history.rs).
+fn history_files(env: &Env, rel: &str) -> Vec<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(rel.as_bytes()));
+    let dir = env.lib.area().join("versions").join(&digest[..20]);
+    let Ok(entries) = fs::read_dir(&dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+        .map(|e| fs::read(e.path()).unwrap())
+        .collect()
+}
+
+#[test]
+fn decrypting_gives_back_the_exact_plain_file_keeps_the_companion_and_the_history_sealed() {
+    let env = Env::new();
+    let s = env.secrets();
+    let rel = "Blueprints/personal/digest.blueprint.yaml";
+    let word = marker("decryptword").replace('-', "");
+    // Bytes a YAML writer would not produce (comment, CRLF, odd spacing): must come back as they were.
+    let original = format!("# keep me\r\nname:   Digest\r\nnodes:\r\n  - id: a\r\n    type: t\r\n    parameters: {{k: \"{word} ${{secret:openai}}\"}}\r\n").into_bytes();
+    let save =
+        BlueprintSave { tags: Some(vec!["finance".into()]), description: Some("Monthly".into()), ..Default::default() };
+    env.lib.save_blueprint(rel, &original, &save).unwrap();
+    let encrypted = s.save_encrypted(&env.lib, rel, &original, &BlueprintSave::default()).unwrap();
+    let v2 = blueprint("Digest", &format!("{word} v2"));
+    let encrypted = s
+        .save_encrypted(&env.lib, rel, &v2, &BlueprintSave { if_match: Some(encrypted.hash), ..Default::default() })
+        .unwrap();
+    assert!(encrypted.encrypted);
+    let sealed_history = history_files(&env, rel);
+    assert_eq!(sealed_history.len(), 1, "the first sealed version (the plain one was purged)");
+    assert!(sealed_history.iter().all(|v| crypto::is_sealed(v)), "the plain version was purged when encrypted");
+
+    // A stale hash is a conflict and changes nothing.
+    let stale = s.decrypt(&env.lib, rel, Some("0000"));
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+    assert!(crypto::is_sealed(&fs::read(env.root.join(rel)).unwrap()));
+
+    let item = s.decrypt(&env.lib, rel, Some(&encrypted.hash)).unwrap();
+    assert!(!item.encrypted && item.valid, "{item:?}");
+    assert_eq!(fs::read(env.root.join(rel)).unwrap(), v2, "the file is the plain YAML that was sealed, byte for byte");
+    assert_eq!(
+        (item.tags.as_slice(), item.description.as_deref()),
+        (["finance".to_owned()].as_slice(), Some("Monthly"))
+    );
+    let companion: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.root.join("Blueprints/personal/digest.blueprint.meta.json")).unwrap())
+            .unwrap();
+    assert_eq!(companion["tags"], serde_json::json!(["finance"]));
+    assert!(companion.get("encrypted").is_none(), "the flag is cleared: {companion}");
+    // History: the sealed version replaced went in sealed; no plain copy of any sealed version appeared.
+    let history = history_files(&env, rel);
+    assert_eq!(history.len(), sealed_history.len() + 1);
+    assert!(history.iter().all(|v| crypto::is_sealed(v)), "no plain copy of a sealed version");
+    // Plain again: searchable by content, and a plain save is accepted.
+    let hits =
+        env.lib.search(&bpv_engine::index::SearchQuery { text: word.clone(), limit: 5, ..Default::default() }).unwrap();
+    assert_eq!(hits.total, 1);
+    assert!(bpv_engine::secrets::refuse_plain_overwrite(&env.lib, rel).is_ok());
+    let log = s.audit_log().unwrap();
+    let last = log.last().unwrap();
+    assert_eq!((last.action.as_str(), last.name.as_deref()), ("blueprint-decrypted", Some(rel)));
+    // Decrypting a plain blueprint changes nothing and records nothing.
+    let again = s.decrypt(&env.lib, rel, None).unwrap();
+    assert_eq!(again.hash, item.hash);
+    assert_eq!(s.audit_log().unwrap().len(), log.len());
+}
+
+#[test]
+fn decrypting_without_the_key_fails_with_the_way_out_and_changes_nothing() {
+    let env = Env::new();
+    let s = env.secrets();
+    let rel = "Blueprints/personal/locked.blueprint.yaml";
+    s.save_encrypted(&env.lib, rel, &blueprint("Locked", "x"), &BlueprintSave::default()).unwrap();
+    let before = fs::read(env.root.join(rel)).unwrap();
+    env.store().delete(&env.service(), "master-key").unwrap();
+    let err = env.secrets().decrypt(&env.lib, rel, None).unwrap_err();
+    assert!(matches!(err, Error::KeyMissing(_)), "{err:?}");
+    assert!(err.to_string().contains("bpv keys recover"), "{err}");
+    assert_eq!(fs::read(env.root.join(rel)).unwrap(), before);
+    assert!(env.lib.item(rel).unwrap().encrypted);
+}
+
+#[test]
+fn an_explicit_plain_save_replaces_an_encrypted_blueprint() {
+    let env = Env::new();
+    let s = env.secrets();
+    let rel = "Blueprints/personal/swap.blueprint.yaml";
+    s.save_encrypted(&env.lib, rel, &blueprint("Swap", "x"), &BlueprintSave::default()).unwrap();
+    let new = b"name: Swap plain\nnodes: []\n";
+    let item = s.save_decrypted(&env.lib, rel, new, &BlueprintSave::default()).unwrap();
+    assert!(!item.encrypted);
+    assert_eq!(fs::read(env.root.join(rel)).unwrap(), new);
+    assert!(history_files(&env, rel).iter().all(|v| crypto::is_sealed(v)));
+    assert_eq!(s.audit_log().unwrap().last().unwrap().action, "blueprint-decrypted");
+}

@@ -83,6 +83,7 @@ impl Store for Library {
             provenance: None,
             metadata: options.metadata.clone(),
             replace_metadata: true,
+            encrypted: None,
         };
         let item = self.save_blueprint(key.as_str(), data, &opts)?;
         self.entry_of(item)

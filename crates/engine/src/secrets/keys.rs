@@ -241,7 +241,12 @@ impl Secrets {
     /// A blueprint's YAML: decrypted in memory when it is encrypted, else as stored.
     pub fn read_plain(&self, lib: &Library, path: &str) -> Result<Zeroizing<Vec<u8>>> {
         let bytes = lib.read(path)?;
-        if !crypto::is_sealed(&bytes) {
+        self.read_plain_bytes(lib, path, &bytes)
+    }
+
+    /// [`Secrets::read_plain`] of bytes already read from `path`.
+    pub(super) fn read_plain_bytes(&self, lib: &Library, path: &str, bytes: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if !crypto::is_sealed(bytes) {
             let rel = lib.item(path).map(|i| i.path).unwrap_or_else(|_| path.to_owned());
             if companion_marked(lib, &rel)? {
                 return Err(Error::Corrupt(format!(
@@ -249,12 +254,12 @@ impl Secrets {
                      Blueprint Vault; restore an earlier version with `bpv undo {path}`"
                 )));
             }
-            return Ok(Zeroizing::new(bytes));
+            return Ok(Zeroizing::new(bytes.to_vec()));
         }
         let key = self.unlock(lib)?.ok_or_else(|| {
-            Error::KeyMissing(key_missing_message(self.choice.store.name(), crypto::sealed_key_id(&bytes).as_deref()))
+            Error::KeyMissing(key_missing_message(self.choice.store.name(), crypto::sealed_key_id(bytes).as_deref()))
         })?;
-        self.open_blueprint(&key, &bytes).map_err(|e| match e {
+        self.open_blueprint(&key, bytes).map_err(|e| match e {
             Error::Corrupt(m) => Error::Corrupt(format!("{path}: {m}")),
             other => other,
         })
@@ -492,7 +497,7 @@ fn purge_plain_versions(lib: &Library, rel: &str) -> Result<()> {
 }
 
 /// Whether a blueprint's companion marks it encrypted.
-fn companion_marked(lib: &Library, rel: &str) -> Result<bool> {
+pub(super) fn companion_marked(lib: &Library, rel: &str) -> Result<bool> {
     let Some(crel) = crate::item::companion_path(rel) else { return Ok(false) };
     Ok(crate::library::read_if_exists(&lib.root().join(crel))?
         .and_then(|b| blueprint::parse_companion(&b).ok())
@@ -508,7 +513,7 @@ pub fn refuse_plain_overwrite(lib: &Library, path: &str) -> Result<()> {
     let sealed = crate::library::read_if_exists(&lib.root().join(&rel))?.is_some_and(|b| crypto::is_sealed(&b));
     if sealed || companion_marked(lib, &rel)? {
         return Err(Error::InvalidArgument(format!(
-            "{rel} is encrypted: save it with --encrypt (to keep it in plain text instead, delete it first)"
+            "{rel} is encrypted: save it with --encrypt, or store it in plain text again with --decrypt (or `bpv decrypt {rel}`)"
         )));
     }
     Ok(())

@@ -12,6 +12,7 @@
 
 pub mod crypto;
 mod keys;
+mod plain;
 mod registry;
 pub mod stores;
 

@@ -77,7 +77,8 @@ pub struct AuditEntry {
     /// RFC 3339, UTC.
     pub time: String,
     /// `credential-set`, `credential-reveal`, `credential-delete`, `key-created`,
-    /// `recovery-kit-exported`, `key-recovered`, `key-rotated`, `rotation-finished`, `rotation-abandoned`.
+    /// `recovery-kit-exported`, `key-recovered`, `key-rotated`, `rotation-finished`, `rotation-abandoned`,
+    /// `blueprint-decrypted` (its path in `name`).
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
