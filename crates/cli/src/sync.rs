@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bpv_engine::backup::{self, BackupOptions, CancelToken};
 use bpv_engine::library::Library;
-use bpv_sync::config::{self, Credentials, LinkConfig};
+use bpv_sync::config::Credentials;
+use bpv_sync::link::{self, LinkKeys, LinkRequest};
 use bpv_sync::{SyncError, Syncer};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -172,50 +173,31 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             credential,
             interval,
         })) => {
-            let existing = config::load_link(lib.area())?;
-            let is_new = existing.is_none();
-            let mut link = match existing {
-                // Re-linking keeps the device id (its log) when the place is the same.
-                Some(old) if old.bucket == *bucket && old.prefix == prefix.trim_matches('/') => {
-                    LinkConfig { endpoints: endpoints.clone(), ..old }
+            let keys = match (access_key_id, credential) {
+                (Some(id), _) => {
+                    let mut secret = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut secret)
+                        .map_err(|e| SyncError::Config(format!("cannot read the secret key from stdin: {e}")))?;
+                    let secret = secret.trim().to_owned();
+                    if secret.is_empty() {
+                        return Err(SyncError::Config("give the secret access key on stdin".into()));
+                    }
+                    LinkKeys::File(Credentials { access_key_id: id.clone(), secret_access_key: secret })
                 }
-                Some(_) => {
-                    return Err(SyncError::Config(
-                        "already linked to another team library: run `bpv sync unlink` first".into(),
-                    ));
-                }
-                None => LinkConfig::new(endpoints.clone(), bucket, prefix, device_name.clone())?,
+                (None, Some(name)) => LinkKeys::Credential(name.clone()),
+                (None, None) => LinkKeys::Environment,
             };
-            link.region = region.clone();
-            link.path_style = !virtual_hosted;
-            link.interval_secs = *interval;
-            link.credential = credential.clone();
-            if let Some(id) = access_key_id {
-                let mut secret = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut secret)
-                    .map_err(|e| SyncError::Config(format!("cannot read the secret key from stdin: {e}")))?;
-                let secret = secret.trim().to_owned();
-                if secret.is_empty() {
-                    return Err(SyncError::Config("give the secret access key on stdin".into()));
-                }
-                config::save_credentials(
-                    lib.area(),
-                    &Credentials { access_key_id: id.clone(), secret_access_key: secret },
-                )?;
-            }
-            let probe = || -> bpv_sync::Result<()> {
-                let creds = config::credentials_for(lib, &link)?;
-                let remote = bpv_sync::Remote::open(&link, &creds)?;
-                Syncer::with_remote(lib, link.clone(), remote)?.probe()
+            let request = LinkRequest {
+                endpoints: endpoints.clone(),
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+                region: region.clone(),
+                path_style: !virtual_hosted,
+                device_name: device_name.clone(),
+                interval_secs: *interval,
             };
-            if let Err(e) = probe() {
-                // A link that does not work is not kept (an earlier working one is).
-                if is_new {
-                    bpv_sync::sync::unlink(lib.area())?;
-                }
-                return Err(e);
-            }
+            let link = link::link_library(lib, &request, keys)?;
             if json {
                 emit(
                     &json!({ "linked": true, "endpoints": link.endpoints, "bucket": link.bucket, "prefix": link.prefix, "device_id": link.device_id, "device_name": link.device_name }),
@@ -229,7 +211,7 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             Ok(())
         }
         Some(SyncAction::Unlink) => {
-            bpv_sync::sync::unlink(lib.area())?;
+            link::unlink_library(lib)?;
             if json {
                 emit(&json!({ "linked": false }));
             } else {
@@ -249,7 +231,9 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             Ok(())
         }
         None if args.status => {
-            if !bpv_sync::sync::is_linked(lib.area())? {
+            // Status needs no keys and no network.
+            let status = link::status_of(lib)?;
+            if !status.linked {
                 if json {
                     emit(&json!({ "linked": false }));
                 } else {
@@ -257,10 +241,6 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
                 }
                 return Ok(());
             }
-            let link = config::load_link(lib.area())?.ok_or(SyncError::NotLinked)?;
-            // Status needs no keys and no network.
-            let remote = bpv_sync::Remote::in_memory();
-            let status = Syncer::with_remote(lib, link, remote)?.status(lib)?;
             if json {
                 emit(&status);
             } else {

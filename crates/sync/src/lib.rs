@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod error;
+pub mod link;
 pub mod model;
 pub mod remote;
 pub mod state;

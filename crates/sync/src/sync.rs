@@ -15,6 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bpv_engine::fsio;
@@ -117,6 +119,8 @@ pub struct Syncer {
     remote: Remote,
     runtime: tokio::runtime::Runtime,
     progress: Option<Box<ProgressFn>>,
+    /// Set by another thread to stop a sync at its next safe point (the app's Cancel).
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Syncer {
@@ -140,11 +144,24 @@ impl Syncer {
             .enable_all()
             .build()
             .map_err(|e| bpv_engine::Error::Io { context: "starting the sync runtime".into(), source: e })?;
-        Ok(Syncer { dir, link, remote, runtime, progress: None })
+        Ok(Syncer { dir, link, remote, runtime, progress: None, cancel: None })
     }
 
     pub fn set_progress(&mut self, progress: Box<ProgressFn>) {
         self.progress = Some(progress);
+    }
+
+    /// Stop a running sync when `cancel` becomes true: it fails with `cancelled` between
+    /// uploads or before reading others' changes; what was recorded stays queued.
+    pub fn set_cancel(&mut self, cancel: Arc<AtomicBool>) {
+        self.cancel = Some(cancel);
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        match &self.cancel {
+            Some(c) if c.load(Ordering::SeqCst) => Err(bpv_engine::Error::Cancelled.into()),
+            _ => Ok(()),
+        }
     }
 
     pub fn remote(&self) -> &Remote {
@@ -208,6 +225,7 @@ impl Syncer {
         report.recorded = self.record_local(lib, st, &local)?;
         self.runtime.block_on(async {
             report.sent += self.push(st, report).await?;
+            self.check_cancel()?;
             report.received = self.pull(st).await?;
             Ok::<(), SyncError>(())
         })?;
@@ -378,6 +396,7 @@ impl Syncer {
             .buffer_unordered(self.remote.concurrency);
             while let Some(r) = uploads.next().await {
                 r?;
+                self.check_cancel()?;
                 uploaded += 1;
                 if uploaded.is_multiple_of(100) || uploaded == total {
                     self.tick("upload", uploaded, total);
