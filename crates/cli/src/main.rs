@@ -105,12 +105,22 @@ enum Command {
         /// Encrypt at rest (key in the OS keychain; see `bpv keys`).
         #[arg(long)]
         encrypt: bool,
+        /// Store it in plain text, also over an encrypted blueprint (its sealed history stays sealed).
+        #[arg(long, conflicts_with = "encrypt")]
+        decrypt: bool,
         /// Fail with a conflict unless the file's current hash is HASH.
         #[arg(long, value_name = "HASH")]
         if_match: Option<String>,
         /// Fail if the blueprint already exists.
         #[arg(long)]
         create: bool,
+    },
+    /// Turn encryption off for a blueprint: its file becomes the plain YAML that was sealed.
+    Decrypt {
+        path: String,
+        /// Fail with a conflict unless the file's current hash is HASH.
+        #[arg(long, value_name = "HASH")]
+        if_match: Option<String>,
     },
     /// Move a blueprint to the trash.
     Delete { path: String },
@@ -287,7 +297,7 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
                     .map_err(|e| Error::Io { context: "cannot write to stdout".into(), source: e })
             }
         }
-        Command::Save { path, file, tags, description, encrypt, if_match, create } => {
+        Command::Save { path, file, tags, description, encrypt, decrypt, if_match, create } => {
             let bytes = match file {
                 Some(f) => std::fs::read(f).map_err(|e| Error::io("cannot read", f, e))?,
                 None => {
@@ -309,11 +319,19 @@ fn run(cli: Cli, out: &Out) -> Result<()> {
             let item = if *encrypt {
                 let opts = creds::store_kind(cli.store.as_deref())?;
                 bpv_engine::secrets::Secrets::open(&lib, &opts)?.save_encrypted(&lib, path, &bytes, &save)?
+            } else if *decrypt {
+                let opts = creds::store_kind(cli.store.as_deref())?;
+                bpv_engine::secrets::Secrets::open(&lib, &opts)?.save_decrypted(&lib, path, &bytes, &save)?
             } else {
                 bpv_engine::secrets::refuse_plain_overwrite(&lib, path)?;
                 lib.save_blueprint(path, &bytes, &save)?
             };
             out.saved(&item)
+        }
+        Command::Decrypt { path, if_match } => {
+            let lib = open(&cli, false)?;
+            let opts = creds::store_kind(cli.store.as_deref())?;
+            out.saved(&bpv_engine::secrets::Secrets::open(&lib, &opts)?.decrypt(&lib, path, if_match.as_deref())?)
         }
         Command::Delete { path } => {
             let lib = open(&cli, false)?;

@@ -253,3 +253,55 @@ fn rand_u64() -> u64 {
     h.write_u32(std::process::id());
     h.finish()
 }
+
+#[test]
+fn decrypt_and_save_decrypt_store_a_blueprint_in_plain_text_again() {
+    let env = Env::new();
+    let rel = "Blueprints/personal/chase.blueprint.yaml";
+    let plain_file = env.tmp.path().join("in.yaml");
+    fs::write(&plain_file, YAML).unwrap();
+    let plain_s = plain_file.to_string_lossy().into_owned();
+    env.json(&["save", rel, "--tag", "billing", "--file", &plain_s]);
+    let sealed = env.json(&["save", rel, "--encrypt", "--file", &plain_s]);
+    assert_eq!(sealed["encrypted"], true);
+    let area = env.lib_area();
+
+    // A stale hash: a conflict, nothing changed.
+    let stale = env.run(&["--json", "decrypt", rel, "--if-match", "00"]);
+    assert_eq!((stale.status.code(), error_code(&stale).as_str()), (Some(5), "conflict"));
+    assert!(crypto::is_sealed(&fs::read(env.library.join(rel)).unwrap()));
+
+    let item = env.json(&["decrypt", rel, "--if-match", sealed["hash"].as_str().unwrap()]);
+    assert_eq!((item["encrypted"].as_bool(), item["tags"][0].as_str()), (Some(false), Some("billing")));
+    assert_eq!(fs::read(env.library.join(rel)).unwrap(), YAML.as_bytes(), "the plain YAML, byte for byte");
+    assert_eq!(env.json(&["search", "overdue-invoice-wording-7f3a"]).as_array().map(Vec::len), Some(1));
+    let audit = env.json(&["keys", "audit"]);
+    let last = audit.as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["action"].as_str(), last["name"].as_str()), (Some("blueprint-decrypted"), Some(rel)));
+    // No plain copy of the sealed version in the history (or anywhere in the private area
+    // besides the index, which now holds the plain blueprint's words).
+    let mut versions = 0;
+    for folder in fs::read_dir(area.join("versions")).unwrap().flatten() {
+        for version in
+            fs::read_dir(folder.path()).unwrap().flatten().filter(|v| v.path().extension().is_some_and(|x| x == "yaml"))
+        {
+            versions += 1;
+            assert!(crypto::is_sealed(&fs::read(version.path()).unwrap()), "{} is plain", version.path().display());
+        }
+    }
+    assert_eq!(versions, 1, "the sealed version replaced by the decryption (the plain one was purged on encryption)");
+
+    // save --decrypt: new plain content over an encrypted blueprint (plain save alone is refused).
+    env.ok(env.run_stdin(&["save", rel, "--encrypt"], YAML.as_bytes()), "encrypt again");
+    let refused = env.run_stdin(&["--json", "save", rel], b"name: Other\nnodes: []\n");
+    assert_eq!(error_code(&refused), "invalid_argument");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--decrypt"));
+    let saved: Value = serde_json::from_slice(
+        &env.ok(env.run_stdin(&["--json", "save", rel, "--decrypt"], b"name: Other\nnodes: []\n"), "save --decrypt"),
+    )
+    .unwrap();
+    assert_eq!(saved["encrypted"], false);
+    assert_eq!(fs::read(env.library.join(rel)).unwrap(), b"name: Other\nnodes: []\n");
+    let both = env.run(&["save", rel, "--encrypt", "--decrypt", "--file", &plain_s]);
+    assert!(!both.status.success(), "--encrypt and --decrypt together are refused");
+}
