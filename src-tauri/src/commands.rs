@@ -535,6 +535,13 @@ commands! {
         Ok(item)
     }
 
+    /// Turn encryption off: the file becomes the plain YAML that was sealed (recorded in the audit log).
+    fn decrypt_blueprint(app, path: String, if_match: Option<String>) -> Item {
+        let item = with_lib(&app, move |o| crate::creds::decrypt(&o.lib, &path, if_match)).await?;
+        emit(&app, LibraryEventKind::Changed, vec![item.path.clone()]);
+        Ok(item)
+    }
+
     /// A recovery kit: the library's master key locked with `passphrase`, as a printable
     /// page (`bpv keys recover` and the app read it back). Recorded in the audit log.
     fn recovery_kit(app, passphrase: String) -> String {

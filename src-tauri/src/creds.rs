@@ -45,3 +45,9 @@ pub fn encrypt(lib: &Library, path: &str, if_match: Option<String>) -> Result<It
     let save = BlueprintSave { allow_invalid: true, if_match, ..Default::default() };
     Ok(open(lib)?.save_encrypted(lib, &item.path, &bytes, &save)?)
 }
+
+/// Turn encryption off: the file becomes the plain YAML that was sealed, the companion
+/// keeps its metadata, the sealed history stays sealed (all the engine's; audited there).
+pub fn decrypt(lib: &Library, path: &str, if_match: Option<String>) -> Result<Item, IpcError> {
+    Ok(open(lib)?.decrypt(lib, path, if_match.as_deref())?)
+}

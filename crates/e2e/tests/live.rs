@@ -118,6 +118,7 @@ async fn credentials_and_encryption() -> Res<()> {
     let file = world.library().join(USES_SECRETS);
     std::fs::create_dir_all(file.parent().ok_or("no parent")?)?;
     std::fs::write(&file, USES_SECRETS_YAML)?;
+    std::fs::write(companion_of(&file), USES_SECRETS_COMPANION)?;
     let app = App::launch(&world).await?;
     let result = run_credentials(&app, &world, &file).await;
     if result.is_err() {
@@ -254,10 +255,40 @@ async fn run_credentials(app: &App, world: &World, file: &Path) -> Res<()> {
     let log = secrets.audit_log()?;
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"recovery-kit-exported") && actions.contains(&"key-recovered"), "{actions:?}");
+
+    // 6. Decrypt it again from the detail pane (after a confirmation): the file is the
+    //    plain YAML it was before encryption, byte for byte; the companion keeps its tags
+    //    and description; the audit log records it.
+    app.js("[...document.querySelectorAll('button')].find(b => b.textContent.includes('Back to blueprints')).click()")
+        .await?;
+    app.click("[data-testid=decrypt]").await?;
+    app.click("[data-testid=decrypt-confirm-button]").await?;
+    let deadline = std::time::Instant::now() + T;
+    while std::fs::read(file).is_ok_and(|b| bpv_engine::secrets::crypto::is_sealed(&b)) {
+        assert!(std::time::Instant::now() < deadline, "the file was not decrypted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(std::fs::read(file)?, USES_SECRETS_YAML.as_bytes(), "plain YAML, byte-identical to before");
+    let companion: serde_json::Value = serde_json::from_slice(&std::fs::read(companion_of(file))?)?;
+    assert_eq!(companion["tags"], serde_json::json!(["ai", "alerts"]), "{companion}");
+    assert_eq!(companion["description"], "Summarises and posts", "{companion}");
+    assert!(companion.get("encrypted").is_none(), "no longer marked encrypted: {companion}");
+    app.until("the Encrypt button back", T, "return !!document.querySelector('[data-testid=encrypt]')").await?;
+    app.screenshot("creds-04-decrypted").await?;
+    let log = secrets.audit_log()?;
+    assert_eq!(log.last().map(|e| e.action.as_str()), Some("blueprint-decrypted"), "{log:?}");
     Ok(())
 }
 
 const KIT_PASSPHRASE: &str = "correct horse battery staple";
+const USES_SECRETS_COMPANION: &str =
+    "{\n  \"tags\": [\"ai\", \"alerts\"],\n  \"description\": \"Summarises and posts\"\n}\n";
+
+/// `NAME.blueprint.yaml` → `NAME.blueprint.meta.json`.
+fn companion_of(file: &Path) -> std::path::PathBuf {
+    let name = file.file_name().map(|n| n.to_string_lossy().replace(".blueprint.yaml", ".blueprint.meta.json"));
+    file.with_file_name(name.unwrap_or_default())
+}
 
 /// No file under `dir` (library, data dir, HOME with the keyring) holds `needle` in the clear.
 fn assert_no_plain_text(dir: &Path, needle: &[u8]) -> Res<()> {

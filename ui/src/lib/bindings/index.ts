@@ -460,7 +460,8 @@ export type AuditEntry = {
 time: string, 
 /**
  * `credential-set`, `credential-reveal`, `credential-delete`, `key-created`,
- * `recovery-kit-exported`, `key-recovered`, `key-rotated`, `rotation-finished`, `rotation-abandoned`.
+ * `recovery-kit-exported`, `key-recovered`, `key-rotated`, `rotation-finished`, `rotation-abandoned`,
+ * `blueprint-decrypted` (its path in `name`).
  */
 action: string, name?: string | null, detail?: string | null, store: string, pid: number, };
 
@@ -556,6 +557,8 @@ export type Commands = {
   key_status: { args: {  }; result: KeyStatus };
   /**Encrypt a blueprint at rest (its content sealed with the library's key). */
   encrypt_blueprint: { args: { path: string; if_match: string | null }; result: Item };
+  /**Turn encryption off: the file becomes the plain YAML that was sealed (recorded in the audit log). */
+  decrypt_blueprint: { args: { path: string; if_match: string | null }; result: Item };
   /**A recovery kit: the library's master key locked with `passphrase`, as a printable page (`bpv keys recover` and the app read it back). Recorded in the audit log. */
   recovery_kit: { args: { passphrase: string }; result: string };
   /**Put the master key back from a recovery kit (its page or JSON) and its passphrase. */
