@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod error;
+pub mod gc;
+pub mod migrate;
 pub mod link;
 pub mod model;
 pub mod remote;

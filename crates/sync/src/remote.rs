@@ -42,6 +42,15 @@ impl RetryPolicy {
     }
 }
 
+/// One listed object: key (relative to the prefix), last modification (ms since the
+/// epoch, the store's clock) and size in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub modified_ms: i64,
+    pub size: u64,
+}
+
 pub struct Remote {
     stores: Vec<Arc<dyn ObjectStore>>,
     prefix: String,
@@ -192,6 +201,29 @@ impl Remote {
             .collect();
         keys.sort();
         Ok(keys)
+    }
+
+    /// Objects under `folder` with their store-side modification time and size, sorted by
+    /// key (garbage collection: an object rewritten recently is never old garbage).
+    pub async fn list_meta(&self, folder: &str) -> Result<Vec<ObjectInfo>> {
+        let location = self.location(folder);
+        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let metas = self
+            .attempt(&format!("listing {folder}"), |s| {
+                let location = location.clone();
+                async move { s.list(Some(&location)).try_collect::<Vec<_>>().await }
+            })
+            .await?
+            .unwrap_or_default();
+        let mut out: Vec<ObjectInfo> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let key = m.location.as_ref().strip_prefix(strip.as_str())?.to_owned();
+                Some(ObjectInfo { key, modified_ms: m.last_modified.timestamp_millis(), size: m.size })
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     /// Deleting an absent object is fine.

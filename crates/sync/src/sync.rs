@@ -95,14 +95,14 @@ pub struct SyncStatus {
     pub next_sync_in_secs: u64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Snapshot {
-    format: u32,
-    device: String,
-    time: i64,
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    pub(crate) format: u32,
+    pub(crate) device: String,
+    pub(crate) time: i64,
     /// Every device's log up to this sequence is folded in.
-    cursors: BTreeMap<String, u64>,
-    known: Known,
+    pub(crate) cursors: BTreeMap<String, u64>,
+    pub(crate) known: Known,
 }
 
 /// A local blueprint file, by sync id.
@@ -139,6 +139,13 @@ impl Syncer {
         if config::load_link(lib.area())?.as_ref() != Some(&link) {
             config::save_link(lib.area(), &link)?;
         }
+        Syncer::with_state_dir(dir, link, remote)
+    }
+
+    /// A syncer keeping its state in `dir` instead of the library's link (`bpv migrate
+    /// --to s3://…`: a copy into another team library, resumable, the link untouched).
+    pub fn with_state_dir(dir: PathBuf, link: LinkConfig, remote: Remote) -> Result<Syncer> {
+        fsio::ensure_dir(&dir)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -331,6 +338,21 @@ impl Syncer {
             for (n, (change, file)) in chunk.iter().enumerate() {
                 let mut change = change.clone();
                 change.reference = format!("{}/{seq}/{n}", self.link.device_id);
+                if let (Some(file), false) = (file, change.edited) {
+                    // A move sends its content again too: the team library may have
+                    // collected it meanwhile (gc.rs) if this device was away long.
+                    if let Ok(yaml) = fs::read(lib.root().join(&file.path))
+                        && change.yaml.as_deref() == Some(content_hash(&yaml).as_str())
+                    {
+                        blobs.insert(content_hash(&yaml), yaml);
+                    }
+                    if let (Some(meta_hash), Some(cpath)) = (&change.meta, companion_path(&file.path))
+                        && let Ok(meta) = fs::read(lib.root().join(&cpath))
+                        && content_hash(&meta) == *meta_hash
+                    {
+                        blobs.insert(content_hash(&meta), meta);
+                    }
+                }
                 if let (Some(file), true) = (file, change.edited) {
                     // Capture the bytes now: the hash recorded is the hash of what is sent.
                     let yaml = read_file(lib.root(), &file.path)?;
