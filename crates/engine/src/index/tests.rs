@@ -106,7 +106,9 @@ fn index_rebuild_recreates_the_migrated_fts_schema() {
     // Every table and index (a rebuild drops the secondary indexes and makes them again).
     let objects = |c: &Connection| -> Vec<(String, String)> {
         let mut stmt = c
-            .prepare("SELECT name, coalesce(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_stat%' ORDER BY name")
+            .prepare(
+                "SELECT name, coalesce(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_stat%' ORDER BY name",
+            )
             .unwrap();
         stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .unwrap()

@@ -169,12 +169,9 @@ impl Library {
         fsio::ensure_dir(&dir)?;
         let file_name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = dir.join(format!(".{file_name}.bpv-tmp-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let replaces = dest.exists();
         let result = (|| {
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-                .map_err(|e| Error::io("cannot create", &temp, e))?;
+            let f = fsio::create_new(&temp).map_err(|e| Error::io("cannot create", &temp, e))?;
             let items: Vec<BundleItem<'_>> = loaded
                 .iter()
                 .map(|l| BundleItem {
@@ -195,16 +192,21 @@ impl Library {
             };
             let (w, manifest) = write_bundle(std::io::BufWriter::new(f), &items, &mut tick)?;
             let f = w.into_inner().map_err(|e| Error::io("cannot write", &temp, e.into_error()))?;
-            f.sync_all().map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
+            fsio::sync_file(&f, &temp).map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
             drop(f);
-            fs::rename(&temp, dest).map_err(|e| Error::io("cannot write", dest, e))?;
+            fsio::rename(&temp, dest).map_err(|e| Error::io("cannot write", dest, e))?;
             fsio::fsync_dir(&dir)?;
             rep.files = manifest.entries.len() + manifest.entries.iter().filter(|e| e.companion.is_some()).count() + 1;
             rep.bytes = fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
             Ok(())
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&temp);
+            let _ = fsio::remove_file(&temp);
+            // A failure after the rename (the folder's fsync): a new bundle is taken back,
+            // so a failed export leaves nothing and can be retried.
+            if !replaces {
+                let _ = fsio::remove_file(dest);
+            }
         }
         result
     }
@@ -257,13 +259,22 @@ fn export_folder(
     let mut written: Vec<&PathBuf> = Vec::new();
     let total = files.len();
     for (n, (path, bytes)) in files.iter().enumerate() {
+        // A file this export replaces (overwrite) is kept, in its new version, after a
+        // failure: removing it would lose the earlier export's copy too.
+        let replaces = fs::symlink_metadata(path).is_ok();
         let step = check_cancel(&opts.cancel).and_then(|_| fsio::write_atomic(path, bytes));
         if let Err(e) = step {
-            // Leave the destination as it was: remove what this export wrote.
-            written.iter().for_each(|p| drop(fs::remove_file(p)));
+            // Leave the destination as it was: remove the files this export created
+            // (this one too: the failure may come after its rename, in the fsync).
+            if !replaces {
+                let _ = fsio::remove_file(path);
+            }
+            written.iter().for_each(|p| drop(fsio::remove_file(p)));
             return Err(e);
         }
-        written.push(path);
+        if !replaces {
+            written.push(path);
+        }
         rep.bytes += bytes.len() as u64;
         if n.is_multiple_of(64) {
             report(progress, "exporting", n, total);
