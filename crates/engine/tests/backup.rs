@@ -241,7 +241,7 @@ fn unchanged_backup_costs_nothing_and_one_change_costs_one_file() {
     let third = f.backup(&lib);
     assert_eq!(third.read_files, 1);
     assert_eq!(third.new_objects, 1);
-    let compressed = zstd::bulk::compress(&changed, 3).unwrap().len() as u64;
+    let compressed = zstd::bulk::compress(&changed, 1).unwrap().len() as u64;
     assert_eq!(third.new_bytes, compressed, "one changed file should cost its compressed size");
 
     // Every snapshot still restores exactly what it saw.
@@ -252,6 +252,43 @@ fn unchanged_backup_costs_nothing_and_one_change_costs_one_file() {
         fs::read(out.join("Blueprints/personal/b007.blueprint.yaml")).unwrap(),
         yaml(&format!("Blueprint 7 {}", "x".repeat(7)))
     );
+}
+
+/// The unchanged-file test also compares inode and ctime: a same-size rewrite whose
+/// mtime is set back to what it was (as `touch -d`, `rsync -t` or an unzip would) is read again.
+#[test]
+fn a_same_size_rewrite_with_the_old_mtime_is_still_backed_up() {
+    let f = Fixture::new();
+    let lib = f.open();
+    let rel = "Blueprints/personal/same-size.blueprint.yaml";
+    f.write(rel, &yaml("version one"));
+    age_files(&f.root);
+    let path = f.root.join(rel);
+    let old_mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    let first = f.backup(&lib);
+    assert_eq!(first.read_files, 1);
+
+    // In place (same inode), same size, the mtime put back.
+    fs::write(&path, yaml("version two")).unwrap();
+    fs::File::options().write(true).open(&path).unwrap().set_modified(old_mtime).unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), old_mtime);
+    let second = f.backup(&lib);
+    assert_eq!(second.read_files, 1, "a rewrite hidden behind the old mtime was not read");
+
+    // Replaced by a rename (new inode), same size and mtime.
+    let other = f.root.join("Blueprints/personal/.incoming");
+    fs::write(&other, yaml("version 333")).unwrap();
+    fs::File::options().write(true).open(&other).unwrap().set_modified(old_mtime).unwrap();
+    fs::rename(&other, &path).unwrap();
+    let third = f.backup(&lib);
+    assert_eq!(third.read_files, 1, "a file replaced by a rename was not read");
+
+    let repo = Repo::open(&f.repo()).unwrap();
+    for (id, want) in [(&second.id, "version two"), (&third.id, "version 333")] {
+        let out = f.dir.join(format!("r-{id}"));
+        repo.restore_to(id, &out, None, &restore_opts()).unwrap();
+        assert_eq!(fs::read(out.join(rel)).unwrap(), yaml(want));
+    }
 }
 
 fn flip_byte(path: &Path, at: usize) {

@@ -5,8 +5,9 @@
 //!
 //! A pack is a run of zstd frames followed by a trailer:
 //! `JSON index [[hash, offset, len], …] | u64 LE index length | SHA-256 of the index (32 bytes) | "BPVPACK1"`.
-//! A pack is written under a temp name, fsynced, and renamed when complete (then its
-//! folder is fsynced), so a pack that has
+//! A pack is written under a temp name (frames buffered, ~1 MB per write), fsynced,
+//! renamed when complete (then its folder is fsynced) and read back against a digest
+//! of everything written, so a pack that has
 //! a name always has its trailer; the frames are checked object by object (SHA-256 of
 //! the content), the trailer by its own checksum.
 
@@ -38,12 +39,18 @@ pub(crate) struct Loc {
     pub len: u64,
 }
 
+/// Frames are buffered up to this size per `write`.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
 pub(crate) struct PackWriter {
     file: File,
     temp: PathBuf,
     dir: PathBuf,
     offset: u64,
     entries: Vec<(String, u64, u64)>,
+    buffer: Vec<u8>,
+    /// SHA-256 of every byte written, to check the pack as it reads back.
+    written: Sha256,
 }
 
 impl PackWriter {
@@ -51,13 +58,32 @@ impl PackWriter {
         fsio::ensure_dir(dir)?;
         let temp = dir.join(format!(".new.pack.bpv-tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
         let file = fsio::create_new(&temp).map_err(|e| Error::io("cannot create a file in", dir, e))?;
-        Ok(PackWriter { file, temp, dir: dir.to_path_buf(), offset: 0, entries: Vec::new() })
+        Ok(PackWriter {
+            file,
+            temp,
+            dir: dir.to_path_buf(),
+            offset: 0,
+            entries: Vec::new(),
+            buffer: Vec::with_capacity(WRITE_BUFFER),
+            written: Sha256::new(),
+        })
     }
 
     pub fn add(&mut self, hash: &str, frame: &[u8]) -> Result<()> {
-        fsio::write_all(&mut self.file, &self.temp, frame).map_err(|e| Error::io("cannot write", &self.temp, e))?;
+        self.buffer.extend_from_slice(frame);
+        if self.buffer.len() >= WRITE_BUFFER {
+            self.write_buffer()?;
+        }
         self.entries.push((hash.to_owned(), self.offset, frame.len() as u64));
         self.offset += frame.len() as u64;
+        Ok(())
+    }
+
+    fn write_buffer(&mut self) -> Result<()> {
+        fsio::write_all(&mut self.file, &self.temp, &self.buffer)
+            .map_err(|e| Error::io("cannot write", &self.temp, e))?;
+        self.written.update(&self.buffer);
+        self.buffer.clear();
         Ok(())
     }
 
@@ -74,13 +100,24 @@ impl PackWriter {
         tail.extend_from_slice(&sum);
         tail.extend_from_slice(MAGIC);
         let result = (|| {
-            fsio::write_all(&mut self.file, &self.temp, &tail).map_err(|e| Error::io("cannot write", &self.temp, e))?;
+            self.buffer.extend_from_slice(&tail);
+            self.write_buffer()?;
             let name = format!("{}.pack", hex::encode(&sum[..12]));
             let target = self.dir.join(&name);
             // The pack is whole on disk before it gets its name.
             fsio::sync_file(&self.file, &self.temp).map_err(|e| Error::io("cannot flush to disk", &self.temp, e))?;
             fsio::rename(&self.temp, &target).map_err(|e| Error::io("cannot write", &target, e))?;
             fsio::fsync_dir(&self.dir)?;
+            let expected = std::mem::take(&mut self.written).finalize();
+            let stored = fs::read(&target).map_err(|e| Error::io("cannot read back", &target, e))?;
+            if Sha256::digest(&stored) != expected {
+                // Named but wrong: remove it so no manifest can name its objects.
+                let _ = fsio::remove_file(&target);
+                return Err(Error::Corrupt(format!(
+                    "{}: the pack reads back differently from what was written; check the backup disk",
+                    target.display()
+                )));
+            }
             Ok(name)
         })();
         match result {
