@@ -6,6 +6,7 @@
 use ts_rs::TS;
 
 use crate::dto::*;
+use crate::dto_sync::*;
 use crate::dto_transfer::*;
 
 /// Where the generated file lives, relative to the repository root.
@@ -47,10 +48,11 @@ pub fn typescript() -> String {
         VerifyResult, BackupDone, RestoreDone,
         StoreKind, StoreChoice, CredentialInfo, MissingReference, CredentialList, KeyStatus,
         RecoverReport, RotateReport, AuditEntry, CredentialUse,
+        SyncLinkArgs, SyncItemState, SyncStatusView, SyncDone, SyncProgress,
     );
     out.push_str(&crate::commands::typescript(cfg));
     out.push_str(&format!(
-        "\n/** Every window event and its payload. */\nexport type Events = {{ {LIBRARY_CHANGED:?}: LibraryEvent; {OPERATION_PROGRESS:?}: OperationProgress; {BACKUP_FINISHED:?}: BackupFinished }};\n"
+        "\n/** Every window event and its payload. */\nexport type Events = {{ {LIBRARY_CHANGED:?}: LibraryEvent; {OPERATION_PROGRESS:?}: OperationProgress; {BACKUP_FINISHED:?}: BackupFinished; {SYNC_PROGRESS:?}: SyncProgress; {SYNC_STATUS:?}: SyncStatusView }};\n"
     ));
     out
 }

@@ -14,6 +14,7 @@ use tauri_plugin_dialog::DialogExt;
 use tauri_plugin_opener::OpenerExt;
 
 use crate::dto::*;
+use crate::dto_sync::*;
 use crate::dto_transfer::*;
 use crate::state::{AppState, Opened};
 
@@ -79,6 +80,10 @@ where
 }
 
 fn emit(app: &AppHandle, kind: LibraryEventKind, paths: Vec<String>) {
+    if matches!(kind, LibraryEventKind::Changed) {
+        // A saved change reaches the team library soon (debounced; no-op when unlinked).
+        app.state::<AppState>().sync.poke();
+    }
     if let Err(e) = app.emit(LIBRARY_CHANGED, LibraryEvent { kind, paths }) {
         tracing::warn!("cannot emit {LIBRARY_CHANGED}: {e}");
     }
@@ -146,6 +151,7 @@ commands! {
         .map_err(IpcError::internal)??;
         set_title(&app, &described);
         emit(&app, LibraryEventKind::Opened, Vec::new());
+        crate::sync::start_timer(&app);
         Ok(described)
     }
 
@@ -588,5 +594,50 @@ commands! {
             .await
             .map_err(IpcError::internal)??;
         Ok(Some(path.to_string_lossy().into_owned()))
+    }
+    /// The open library's team-library link and each blueprint's sync state (no network).
+    fn sync_status(app) -> SyncStatusView {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::sync::status(&handle, &o.lib)).await
+    }
+
+    /// Check a team library answers and accepts the keys, without linking anything.
+    fn sync_test(app, link: SyncLinkArgs) -> () {
+        let _ = &app;
+        tauri::async_runtime::spawn_blocking(move || crate::sync::test(&link)).await.map_err(IpcError::internal)?
+    }
+
+    /// Link the open library to a team library (the keys go to the OS keychain) and start
+    /// syncing it periodically; refused (and nothing kept) when the store does not answer
+    /// or refuses the keys.
+    fn sync_link(app, link: SyncLinkArgs) -> SyncStatusView {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::sync::link_open_library(&handle, &o.lib, &link)).await
+    }
+
+    /// Stop syncing and forget the link (the files and the team library are unchanged).
+    fn sync_unlink(app) -> SyncStatusView {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::sync::unlink_open_library(&handle, &o.lib)).await
+    }
+
+    /// Sync now: send local changes, receive others'. Progress as `sync-progress` events,
+    /// then a `sync-status` event; `sync_cancel` stops it (changes stay queued).
+    fn sync_now(app) -> SyncDone {
+        let handle = app.clone();
+        let done = with_lib(&app, move |o| crate::sync::run(&handle, &o.lib, true)).await?;
+        done.ok_or_else(|| IpcError::new("busy", "a sync is already running"))
+    }
+
+    /// Ask a running sync to stop; false when none runs.
+    fn sync_cancel(app) -> bool {
+        Ok(app.state::<AppState>().sync.cancel())
+    }
+
+    /// Check every blueprint is in the team library and here, byte for byte; resolves to
+    /// how many were checked.
+    fn sync_verify(app) -> u64 {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::sync::verify(&handle, &o.lib)).await
     }
 }

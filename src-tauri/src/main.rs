@@ -10,9 +10,11 @@ mod bindings;
 mod commands;
 mod creds;
 mod dto;
+mod dto_sync;
 mod dto_transfer;
 mod logging;
 mod state;
+mod sync;
 mod transfer;
 
 use std::path::PathBuf;

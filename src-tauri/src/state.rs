@@ -30,6 +30,8 @@ pub struct AppState {
     current: RwLock<Option<Arc<Opened>>>,
     /// Serialises opens (the first-start open and a settings change can race).
     opening: Mutex<()>,
+    /// The open library's team-library sync: periodic timer and running sync.
+    pub sync: crate::sync::SyncSlot,
 }
 
 const SETTINGS_FILE: &str = "app-settings.json";
@@ -37,7 +39,13 @@ const APP_LOCK: &str = "app.lock";
 
 impl AppState {
     pub fn new(data_dir: PathBuf, log_dir: PathBuf) -> Self {
-        AppState { data_dir, log_dir, current: RwLock::new(None), opening: Mutex::new(()) }
+        AppState {
+            data_dir,
+            log_dir,
+            current: RwLock::new(None),
+            opening: Mutex::new(()),
+            sync: crate::sync::SyncSlot::default(),
+        }
     }
 
     /// The open library, or `no_library`.
@@ -53,6 +61,7 @@ impl AppState {
     /// its app lock is released as soon as no command is using it any more.
     pub fn close(&self) -> Result<(), IpcError> {
         let _opening = self.opening.lock().map_err(IpcError::internal)?;
+        self.sync.stop();
         self.current.write().map_err(IpcError::internal)?.take();
         Ok(())
     }
@@ -99,6 +108,8 @@ impl AppState {
         {
             return Ok(cur);
         }
+        // Another library: the current one's periodic sync stops with it.
+        self.sync.stop();
         let start = Instant::now();
         let lib = Library::open(OpenOptions {
             root: root.to_path_buf(),

@@ -467,6 +467,87 @@ action: string, name?: string | null, detail?: string | null, store: string, pid
 
 export type CredentialUse = { name: string, exists: boolean, };
 
+export type SyncLinkArgs = { 
+/**
+ * S3 endpoints, http(s)://host:port; several nodes of one cluster are tried in turn.
+ */
+endpoints: Array<string>, bucket: string, prefix: string, 
+/**
+ * The store's region (Garage: its `s3_region`); empty for `us-east-1`.
+ */
+region: string, 
+/**
+ * Path-style requests (Garage, MinIO, Ceph); false for AWS S3's virtual-hosted style.
+ */
+path_style: boolean, 
+/**
+ * Shown in conflict copies' names; null for the host name.
+ */
+device_name: string | null, access_key_id: string, secret_access_key: string, 
+/**
+ * Seconds between periodic syncs while the app runs; null for 30.
+ */
+interval_secs: number | null, };
+
+export type SyncItemState = { path: string, 
+/**
+ * `pending` (changed here, not sent yet), `conflict` (a copy kept from a concurrent
+ * edit) or `error` (pending, and the last sync failed: `reason` says why).
+ */
+state: string, reason: string | null, 
+/**
+ * For a conflict copy: the blueprint it was split from (open both to compare).
+ */
+original: string | null, };
+
+export type SyncStatusView = { linked: boolean, endpoints: Array<string>, bucket: string, prefix: string, region: string, path_style: boolean, device_name: string, 
+/**
+ * The keys are in the OS keychain (else the library's owner-only file, or the
+ * environment).
+ */
+keys_in_keychain: boolean, last_sync: string | null, 
+/**
+ * Why the last sync failed (cleared by a successful one).
+ */
+last_error: string | null, 
+/**
+ * `unlinked`, `synced`, `pending`, `conflict`, `error` or `offline` (the store could
+ * not be reached).
+ */
+state: string, pending_changes: number, synced: number, items: Array<SyncItemState>, 
+/**
+ * Seconds between periodic syncs now (longer after failures).
+ */
+next_sync_in_secs: number, 
+/**
+ * A sync is running now.
+ */
+running: boolean, };
+
+export type SyncDone = { 
+/**
+ * Local changes recorded and sent.
+ */
+recorded: number, sent: number, 
+/**
+ * Changes received from other devices, and local files updated to match.
+ */
+received: number, applied: number, 
+/**
+ * Conflict copies this sync made (paths).
+ */
+conflicts: Array<string>, 
+/**
+ * Local files not updated because they changed during the sync (next sync).
+ */
+deferred: Array<string>, requests: number, millis: number, };
+
+export type SyncProgress = { 
+/**
+ * `upload`, `send`, `receive`, `download`, `verify`, …
+ */
+phase: string, done: number, total: number, };
+
 /** Every command: its arguments and what it resolves to. */
 export type Commands = {
   /**The open library, or null before the first open. */
@@ -569,7 +650,21 @@ export type Commands = {
   audit_log: { args: {  }; result: Array<AuditEntry> };
   /**Save text the user asked to keep (a recovery kit) to a file they choose; null when they cancel. */
   save_text_as: { args: { title: string; file_name: string; text: string }; result: string | null };
+  /**The open library's team-library link and each blueprint's sync state (no network). */
+  sync_status: { args: {  }; result: SyncStatusView };
+  /**Check a team library answers and accepts the keys, without linking anything. */
+  sync_test: { args: { link: SyncLinkArgs }; result: null };
+  /**Link the open library to a team library (the keys go to the OS keychain) and start syncing it periodically; refused (and nothing kept) when the store does not answer or refuses the keys. */
+  sync_link: { args: { link: SyncLinkArgs }; result: SyncStatusView };
+  /**Stop syncing and forget the link (the files and the team library are unchanged). */
+  sync_unlink: { args: {  }; result: SyncStatusView };
+  /**Sync now: send local changes, receive others'. Progress as `sync-progress` events, then a `sync-status` event; `sync_cancel` stops it (changes stay queued). */
+  sync_now: { args: {  }; result: SyncDone };
+  /**Ask a running sync to stop; false when none runs. */
+  sync_cancel: { args: {  }; result: boolean };
+  /**Check every blueprint is in the team library and here, byte for byte; resolves to how many were checked. */
+  sync_verify: { args: {  }; result: number };
 };
 
 /** Every window event and its payload. */
-export type Events = { "library-changed": LibraryEvent; "operation-progress": OperationProgress; "backup-finished": BackupFinished };
+export type Events = { "library-changed": LibraryEvent; "operation-progress": OperationProgress; "backup-finished": BackupFinished; "sync-progress": SyncProgress; "sync-status": SyncStatusView };

@@ -1,0 +1,183 @@
+//! What crosses IPC for team libraries (issue 9): bpv-sync's status and report mirrored
+//! as ts-rs shapes (bpv-sync stays free of ts-rs), the link form, and the two window
+//! events of sync (`sync-progress` while one runs, `sync-status` after each).
+
+use bpv_sync::{SyncError, SyncReport, SyncStatus};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::dto::IpcError;
+
+impl From<SyncError> for IpcError {
+    fn from(e: SyncError) -> Self {
+        IpcError { code: e.code().to_owned(), message: e.to_string() }
+    }
+}
+
+/// The link form (and "Test connection"): where the team library is and the keys.
+#[derive(Clone, Debug, Deserialize, TS)]
+pub struct SyncLinkArgs {
+    /// S3 endpoints, http(s)://host:port; several nodes of one cluster are tried in turn.
+    pub endpoints: Vec<String>,
+    pub bucket: String,
+    pub prefix: String,
+    /// The store's region (Garage: its `s3_region`); empty for `us-east-1`.
+    pub region: String,
+    /// Path-style requests (Garage, MinIO, Ceph); false for AWS S3's virtual-hosted style.
+    pub path_style: bool,
+    /// Shown in conflict copies' names; null for the host name.
+    pub device_name: Option<String>,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Seconds between periodic syncs while the app runs; null for 30.
+    pub interval_secs: Option<u32>,
+}
+
+/// One blueprint that is not simply synced.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct SyncItemState {
+    pub path: String,
+    /// `pending` (changed here, not sent yet), `conflict` (a copy kept from a concurrent
+    /// edit) or `error` (pending, and the last sync failed: `reason` says why).
+    pub state: String,
+    pub reason: Option<String>,
+    /// For a conflict copy: the blueprint it was split from (open both to compare).
+    pub original: Option<String>,
+}
+
+/// The team library link of the open library and its state.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct SyncStatusView {
+    pub linked: bool,
+    pub endpoints: Vec<String>,
+    pub bucket: String,
+    pub prefix: String,
+    pub region: String,
+    pub path_style: bool,
+    pub device_name: String,
+    /// The keys are in the OS keychain (else the library's owner-only file, or the
+    /// environment).
+    pub keys_in_keychain: bool,
+    pub last_sync: Option<String>,
+    /// Why the last sync failed (cleared by a successful one).
+    pub last_error: Option<String>,
+    /// `unlinked`, `synced`, `pending`, `conflict`, `error` or `offline` (the store could
+    /// not be reached).
+    pub state: String,
+    pub pending_changes: u64,
+    pub synced: u64,
+    pub items: Vec<SyncItemState>,
+    /// Seconds between periodic syncs now (longer after failures).
+    pub next_sync_in_secs: u64,
+    /// A sync is running now.
+    pub running: bool,
+}
+
+impl SyncStatusView {
+    pub fn of(s: SyncStatus, region: String, path_style: bool, keys_in_keychain: bool, running: bool) -> Self {
+        let failed = s.last_error.clone();
+        let items = s
+            .items
+            .into_iter()
+            .map(|i| {
+                let original = (i.state == "conflict").then(|| conflict_original(&i.path)).flatten();
+                match (&failed, i.state.as_str()) {
+                    (Some(e), "pending") => SyncItemState {
+                        reason: Some(match i.reason {
+                            Some(r) => format!("{r}; not sent: {e}"),
+                            None => format!("not sent: {e}"),
+                        }),
+                        path: i.path,
+                        state: "error".into(),
+                        original,
+                    },
+                    _ => SyncItemState { path: i.path, state: i.state, reason: i.reason, original },
+                }
+            })
+            .collect();
+        let offline = failed.as_deref().is_some_and(|e| e.starts_with("team library unreachable"));
+        SyncStatusView {
+            linked: s.linked,
+            endpoints: s.endpoints,
+            bucket: s.bucket,
+            prefix: s.prefix,
+            region,
+            path_style,
+            device_name: s.device_name,
+            keys_in_keychain,
+            last_sync: s.last_sync,
+            last_error: s.last_error,
+            state: if offline { "offline".into() } else { s.state },
+            pending_changes: s.pending_changes as u64,
+            synced: s.synced as u64,
+            items,
+            next_sync_in_secs: s.next_sync_in_secs,
+            running,
+        }
+    }
+}
+
+/// `Blueprints/a (conflict laptop).blueprint.yaml` → `Blueprints/a.blueprint.yaml`.
+fn conflict_original(path: &str) -> Option<String> {
+    let start = path.rfind(" (conflict ")?;
+    let end = start + path[start..].find(')')?;
+    Some(format!("{}{}", &path[..start], &path[end + 1..]))
+}
+
+/// What one sync did.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct SyncDone {
+    /// Local changes recorded and sent.
+    pub recorded: u64,
+    pub sent: u64,
+    /// Changes received from other devices, and local files updated to match.
+    pub received: u64,
+    pub applied: u64,
+    /// Conflict copies this sync made (paths).
+    pub conflicts: Vec<String>,
+    /// Local files not updated because they changed during the sync (next sync).
+    pub deferred: Vec<String>,
+    pub requests: u64,
+    pub millis: u64,
+}
+
+impl From<SyncReport> for SyncDone {
+    fn from(r: SyncReport) -> Self {
+        SyncDone {
+            recorded: r.recorded as u64,
+            sent: r.sent as u64,
+            received: r.received as u64,
+            applied: r.applied as u64,
+            conflicts: r.conflicts,
+            deferred: r.deferred,
+            requests: r.requests,
+            millis: r.millis,
+        }
+    }
+}
+
+/// Emitted as the `sync-progress` window event while a sync or verification runs.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct SyncProgress {
+    /// `upload`, `send`, `receive`, `download`, `verify`, …
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+pub const SYNC_PROGRESS: &str = "sync-progress";
+/// Emitted after every sync (the button's or the timer's), link and unlink, with a
+/// [`SyncStatusView`]: the Team view and the status bar refresh from it.
+pub const SYNC_STATUS: &str = "sync-status";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conflict_copies_name_their_original() {
+        assert_eq!(
+            super::conflict_original("Blueprints/a (conflict laptop).blueprint.yaml").as_deref(),
+            Some("Blueprints/a.blueprint.yaml")
+        );
+        assert_eq!(super::conflict_original("Blueprints/a.blueprint.yaml"), None);
+    }
+}
