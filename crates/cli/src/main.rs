@@ -5,6 +5,7 @@ mod backup;
 mod creds;
 mod output;
 mod sync;
+mod team;
 mod transfer;
 mod watch;
 

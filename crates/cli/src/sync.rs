@@ -38,6 +38,8 @@ enum SyncAction {
     Unlink,
     /// Check every blueprint is in the team library and here, byte for byte.
     Verify,
+    /// Delete contents and log objects no device's state names any more (after a grace period).
+    Gc(crate::team::GcArgs),
 }
 
 /// Where the team library is, and how to reach it (`bpv sync link`, `bpv remote set`).
@@ -96,6 +98,8 @@ pub struct MigrateArgs {
     /// Only validate: the link works, and what would be sent.
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    to: crate::team::MigrateToArgs,
 }
 
 /// Exit codes beyond the engine's: 6 unreachable, 7 denied, 8 verification failed.
@@ -121,7 +125,7 @@ fn fail(e: &SyncError, json: bool) -> u8 {
     exit_code(e)
 }
 
-fn emit<T: Serialize>(v: &T) {
+pub(crate) fn emit<T: Serialize>(v: &T) {
     println!("{}", serde_json::to_string(v).unwrap_or_default());
 }
 
@@ -219,6 +223,7 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             }
             Ok(())
         }
+        Some(SyncAction::Gc(gc)) => crate::team::gc(lib, gc, json),
         Some(SyncAction::Verify) => {
             let mut syncer = Syncer::open(lib)?;
             with_bar(&mut syncer, out);
@@ -242,7 +247,15 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
                 return Ok(());
             }
             if json {
-                emit(&status);
+                // The contract's `pending` and `conflicts: [path]` beside the full status.
+                let mut value = serde_json::to_value(&status).unwrap_or_default();
+                if let Some(map) = value.as_object_mut() {
+                    let conflicts: Vec<&str> =
+                        status.items.iter().filter(|i| i.state == "conflict").map(|i| i.path.as_str()).collect();
+                    map.insert("pending".into(), json!(status.pending_changes));
+                    map.insert("conflicts".into(), json!(conflicts));
+                }
+                emit(&value);
             } else {
                 println!(
                     "{} — {}/{} as {:?}: {} synced, {} pending change(s); last sync {}",
@@ -274,7 +287,17 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             loop {
                 let result = syncer.sync(lib);
                 match &result {
-                    Ok(report) if json => emit(report),
+                    // VISION.md's contract: {pushed, pulled, conflicts: [path], pending}, plus the report.
+                    Ok(report) if json => {
+                        let pending = syncer.status(lib).map(|s| s.pending_changes).unwrap_or_default();
+                        let mut value = serde_json::to_value(report).unwrap_or_default();
+                        if let Some(map) = value.as_object_mut() {
+                            map.insert("pushed".into(), json!(report.sent));
+                            map.insert("pulled".into(), json!(report.received));
+                            map.insert("pending".into(), json!(pending));
+                        }
+                        emit(&value)
+                    }
                     Ok(r) => println!(
                         "sent {} change(s), received {}, updated {} file(s), {} conflict(s){} in {} ms",
                         r.sent,
@@ -321,6 +344,9 @@ struct MigrateReport {
 /// optional backup, sync with progress (resumable: run again after an interruption),
 /// then the byte-for-byte check.
 fn migrate_inner(lib: &Library, args: &MigrateArgs, out: &Out, json: bool) -> bpv_sync::Result<()> {
+    if let Some(url) = &args.to.to {
+        return crate::team::migrate_to(lib, url, &args.to, args.backup, args.dry_run, out, json);
+    }
     let start = std::time::Instant::now();
     let mut syncer = Syncer::open(lib)?;
     syncer.probe()?;

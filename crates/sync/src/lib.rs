@@ -6,8 +6,8 @@
 pub mod config;
 pub mod error;
 pub mod gc;
-pub mod migrate;
 pub mod link;
+pub mod migrate;
 pub mod model;
 pub mod remote;
 pub mod state;

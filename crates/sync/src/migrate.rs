@@ -296,7 +296,7 @@ pub fn migrate_to_bucket(
     let remote = Remote::open(&link, &access.credentials)?;
     let had_state = config::sync_dir(&area).join("link.json").exists();
     let resumed = check_bucket_target(&remote, &link.device_id, had_state)?;
-    if had_state && !resumed {
+    if had_state && !resumed && !dry_run {
         // Our earlier attempt left nothing in the bucket (emptied since): start afresh.
         fs::remove_dir_all(&area).map_err(|e| bpv_engine::Error::io("cannot remove", &area, e))?;
         link =
