@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization};
 
 pub(crate) const ZWSP: char = '\u{200B}';
 
@@ -51,9 +51,15 @@ pub(crate) fn prepare(text: &str) -> Cow<'_, str> {
     if text.is_ascii() {
         return Cow::Borrowed(text);
     }
-    let nfc: String = text.nfc().collect();
+    // Most text is NFC already (the quick check settles it without composing), and
+    // most of it has no unspaced script: then it goes to the tokenizer as it is.
+    let nfc: Cow<'_, str> = if unicode_normalization::is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.nfc().collect())
+    };
     if !nfc.chars().any(|c| c == ZWSP || is_unspaced(c)) {
-        return Cow::Owned(nfc);
+        return nfc;
     }
     let mut out = String::with_capacity(nfc.len() * 2);
     let mut last_was_marker = true;
