@@ -610,3 +610,91 @@ fn an_explicit_plain_save_replaces_an_encrypted_blueprint() {
     assert!(history_files(&env, rel).iter().all(|v| crypto::is_sealed(v)));
     assert_eq!(s.audit_log().unwrap().last().unwrap().action, "blueprint-decrypted");
 }
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+#[test]
+fn references_come_from_the_index_and_an_encrypted_blueprints_names_stay_out_of_it() {
+    let env = Env::new();
+    let s = env.secrets();
+    let plain = "Blueprints/personal/plain.blueprint.yaml";
+    let sealed = "Blueprints/personal/sealed.blueprint.yaml";
+    // A credential name only the encrypted blueprint mentions.
+    let hidden = format!("zq{:x}", rand_u64());
+    env.lib
+        .save_blueprint(
+            plain,
+            b"name: P\nnodes:\n  - id: a\n    type: t\n    parameters: {k: '${secret:openai}', j: '${secret:gone}'}\n",
+            &BlueprintSave::default(),
+        )
+        .unwrap();
+    let yaml = format!(
+        "name: S\nnodes:\n  - id: a\n    type: t\n    parameters: {{k: '${{secret:{hidden}}}', o: '${{secret:openai}}'}}\n"
+    );
+    s.save_encrypted(&env.lib, sealed, yaml.as_bytes(), &BlueprintSave::default()).unwrap();
+    let expected = pairs(&[(plain, "openai"), (plain, "gone")]);
+    assert_eq!(env.lib.index().secret_references().unwrap(), expected, "plain references, in order");
+    assert!(env.lib.index().secret_references_of(sealed).unwrap().is_empty());
+    assert_eq!(env.lib.index().encrypted_paths().unwrap(), [sealed]);
+
+    s.set_credential("openai", b"v").unwrap();
+    s.set_credential(&hidden, b"v").unwrap();
+    let list = s.list_credentials(&env.lib).unwrap();
+    let used_by = |name: &str| list.credentials.iter().find(|c| c.name == name).unwrap().used_by.clone();
+    assert_eq!(used_by("openai"), [plain, sealed], "the encrypted one's references are read with the key");
+    assert_eq!(used_by(&hidden), [sealed]);
+    assert_eq!(
+        (list.missing[0].name.as_str(), list.missing[0].used_by.as_slice()),
+        ("gone", [plain.to_owned()].as_slice())
+    );
+    let uses = s.credentials_used_by(&env.lib, plain).unwrap();
+    assert_eq!(
+        uses.iter().map(|u| (u.name.as_str(), u.exists)).collect::<Vec<_>>(),
+        [("openai", true), ("gone", false)]
+    );
+    let uses = s.credentials_used_by(&env.lib, sealed).unwrap();
+    assert_eq!(
+        uses.iter().map(|u| (u.name.clone(), u.exists)).collect::<Vec<_>>(),
+        [(hidden.clone(), true), ("openai".into(), true)]
+    );
+
+    // A rebuild fills the table again from the files, the same way.
+    env.lib.reindex(None).unwrap();
+    assert_eq!(env.lib.index().secret_references().unwrap(), expected);
+    // Names in an encrypted blueprint are its content: no index file holds them.
+    let index_file = PathBuf::from(env.lib.info().unwrap().index);
+    let index_dir = index_file.parent().unwrap();
+    let index_hits: Vec<_> = files_containing(index_dir, hidden.as_bytes(), None)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&*index_file.file_name().unwrap().to_string_lossy()))
+        })
+        .collect();
+    assert!(index_hits.is_empty(), "{hidden} is in the index: {index_hits:?}");
+
+    // Deleted: its references go; decrypted: its references come into the index (plain now).
+    env.lib.delete(plain).unwrap();
+    s.decrypt(&env.lib, sealed, None).unwrap();
+    assert_eq!(env.lib.index().secret_references().unwrap(), pairs(&[(sealed, &hidden), (sealed, "openai")]));
+}
+
+#[test]
+fn an_index_from_before_the_references_table_fills_it_on_the_next_open() {
+    let mut env = Env::new();
+    let rel = "Blueprints/personal/old.blueprint.yaml";
+    env.lib.save_blueprint(rel, b"name: Old\nnodes: []\nx: ${secret:legacy}\n", &BlueprintSave::default()).unwrap();
+    let index_file = env.lib.info().unwrap().index;
+    // Back to schema 1, as an earlier version left it.
+    {
+        let conn = rusqlite::Connection::open(&index_file).unwrap();
+        conn.execute_batch(
+            "DROP TABLE item_secret_refs; DELETE FROM schema_version WHERE version > 1; PRAGMA wal_checkpoint(TRUNCATE);",
+        )
+        .unwrap();
+    }
+    env.reopen();
+    assert_eq!(env.lib.index().secret_references().unwrap(), pairs(&[(rel, "legacy")]));
+}

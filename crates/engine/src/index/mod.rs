@@ -24,6 +24,7 @@
 mod query;
 mod rank;
 mod schema;
+mod secret_refs;
 mod text;
 mod write;
 
@@ -57,6 +58,8 @@ pub struct IndexDoc {
     pub node_count: u32,
     /// Node ids/types/labels and every parameter string, '\n'-joined (searchable).
     pub content: String,
+    /// The credentials it references as `${secret:NAME}`, in order (none when encrypted).
+    pub secret_refs: Vec<String>,
 }
 
 /// What the index last saw of a file, to tell whether it changed.

@@ -98,7 +98,21 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[(
     CREATE VIRTUAL TABLE items_fts USING fts5(name, tags, description, author, content, tokenize = 'unicode61 remove_diacritics 2', prefix = '1 2');
     INSERT INTO items_fts(items_fts, rank) VALUES('rank', 'bm25(20.0, 10.0, 4.0, 2.0, 1.0)');
     CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
-)];
+    ),
+    (
+        "credentials referenced by plain blueprints",
+        // The rows come from the files: forgetting every file's state makes the next
+        // reconcile read them all again (once), which fills the table.
+        "CREATE TABLE item_secret_refs (
+        item_rowid INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (item_rowid, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX item_secret_refs_by_name ON item_secret_refs(name);
+    UPDATE items SET mtime_ns = -1;",
+    ),
+];
 
 /// The schema version this binary writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -24,6 +24,7 @@ pub(super) fn doc(path: &str, name: &str) -> IndexDoc {
         created: None,
         node_count: 0,
         content: String::new(),
+        secret_refs: Vec::new(),
     }
 }
 

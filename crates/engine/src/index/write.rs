@@ -65,6 +65,7 @@ struct Writer<'c> {
     item: Statement<'c>,
     tag: Statement<'c>,
     fts: Statement<'c>,
+    secret_ref: Statement<'c>,
 }
 
 impl<'c> Writer<'c> {
@@ -81,6 +82,8 @@ impl<'c> Writer<'c> {
             fts: conn.prepare(
                 "INSERT INTO items_fts (rowid, name, tags, description, author, content) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?,
+            secret_ref: conn
+                .prepare("INSERT OR IGNORE INTO item_secret_refs (item_rowid, position, name) VALUES (?1, ?2, ?3)")?,
         })
     }
 
@@ -120,6 +123,9 @@ impl<'c> Writer<'c> {
                 self.tag.execute(params![rowid, lc, tag.trim()])?;
             }
         }
+        for (position, name) in doc.secret_refs.iter().enumerate() {
+            self.secret_ref.execute(params![rowid, position as i64, name])?;
+        }
         Ok(())
     }
 
@@ -154,6 +160,7 @@ pub(crate) fn apply(conn: &mut Connection, upserts: &[IndexDoc], removals: &[Str
         let mut find = tx.prepare_cached("SELECT rowid FROM items WHERE path = ?1")?;
         let mut del_item = tx.prepare_cached("DELETE FROM items WHERE rowid = ?1")?;
         let mut del_tags = tx.prepare_cached("DELETE FROM item_tags WHERE item_rowid = ?1")?;
+        let mut del_secret_refs = tx.prepare_cached("DELETE FROM item_secret_refs WHERE item_rowid = ?1")?;
         let mut del_fts = tx.prepare_cached("DELETE FROM items_fts WHERE rowid = ?1")?;
         let mut last_seq = tx.prepare_cached("SELECT max(rowid) FROM items WHERE rowid >= ?1 AND rowid < ?2")?;
         let mut writer = Writer::new(&tx)?;
@@ -164,6 +171,7 @@ pub(crate) fn apply(conn: &mut Connection, upserts: &[IndexDoc], removals: &[Str
             let rowid = find.query_row([path], |r| r.get::<_, i64>(0)).optional()?;
             if let Some(rowid) = rowid {
                 del_tags.execute([rowid])?;
+                del_secret_refs.execute([rowid])?;
                 del_item.execute([rowid])?;
                 fts_gone.push(rowid);
             }
@@ -249,7 +257,7 @@ pub(crate) fn rebuild_stream<E>(
     // built once after the load (a sort each, cheaper than 100k random b-tree inserts).
     tx.execute_batch(&format!(
         "PRAGMA cache_size = -32768;
-         DELETE FROM items; DELETE FROM item_tags; DROP TABLE IF EXISTS items_fts;
+         DELETE FROM items; DELETE FROM item_tags; DELETE FROM item_secret_refs; DROP TABLE IF EXISTS items_fts;
          {}; {}
          INSERT INTO items_fts(items_fts, rank) VALUES('hashsize', 33554432);
          INSERT INTO items_fts(items_fts, rank) VALUES('automerge', 0);

@@ -227,6 +227,11 @@ pub(crate) fn doc_from(
         error,
         error_line,
     };
+    // Raw bytes, as `secrets` reads them: a reference counts wherever it is written.
+    let secret_refs = match bytes {
+        Some(b) if !(sealed || marked) => crate::secrets::secret_references(b),
+        _ => Vec::new(),
+    };
     let mut content = if sealed || marked {
         String::new()
     } else if analysis.error.is_some() && analysis.content_text.is_empty() {
@@ -256,6 +261,7 @@ pub(crate) fn doc_from(
         created: companion.and_then(|c| c.created.clone()),
         node_count: u32::try_from(analysis.nodes.len()).unwrap_or(u32::MAX),
         content,
+        secret_refs,
     }
 }
 

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::Secrets;
-use super::crypto;
 use crate::error::{Error, Result};
 use crate::fsio;
 use crate::library::Library;
@@ -109,7 +108,13 @@ pub fn secret_references(text: &[u8]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let needle = b"${secret:";
     let mut i = 0;
-    while let Some(pos) = text[i..].windows(needle.len()).position(|w| w == needle) {
+    // Every file is scanned at index time: jump from `$` to `$` (memchr-fast) instead of
+    // comparing a window at every byte.
+    while let Some(pos) = text[i..].iter().position(|b| *b == b'$') {
+        if !text[i + pos..].starts_with(needle) {
+            i += pos + 1;
+            continue;
+        }
         let start = i + pos + needle.len();
         let Some(len) = text[start..].iter().take(65).position(|b| *b == b'}') else {
             i = start;
@@ -255,14 +260,17 @@ impl Secrets {
         self.audit("credential-delete", Some(name), None)
     }
 
-    /// The credentials one blueprint references (decrypted in memory when it is encrypted).
+    /// The credentials one blueprint references: from the index for a plain blueprint (the
+    /// same source as [`Secrets::list_credentials`]), decrypted in memory when it is encrypted.
     pub fn credentials_used_by(&self, lib: &Library, path: &str) -> Result<Vec<CredentialUse>> {
-        let plain = self.read_plain(lib, path)?;
+        let item = lib.item(path)?;
+        let names = if item.encrypted {
+            secret_references(&self.read_plain(lib, &item.path)?)
+        } else {
+            lib.index().secret_references_of(&item.path)?
+        };
         let reg = self.load_registry()?;
-        Ok(secret_references(&plain)
-            .into_iter()
-            .map(|name| CredentialUse { exists: reg.credentials.contains_key(&name), name })
-            .collect())
+        Ok(names.into_iter().map(|name| CredentialUse { exists: reg.credentials.contains_key(&name), name }).collect())
     }
 
     /// Every credential with its metadata and the blueprints using it, and references
@@ -289,25 +297,24 @@ impl Secrets {
         Ok(CredentialList { store: self.choice.clone(), credentials, missing })
     }
 
-    /// name → blueprints referencing it. Encrypted blueprints are read in memory when the
-    /// library's key is at hand, else skipped.
+    /// name → blueprints referencing it: plain blueprints' references from the index (no
+    /// file is read); encrypted blueprints are read and opened in memory when the library's
+    /// key is at hand, else skipped (their references are never in the index).
     fn references(&self, lib: &Library) -> Result<BTreeMap<String, BTreeSet<String>>> {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let found = crate::library::scan::walk(lib.root(), &|_| false)?;
-        let key = std::cell::OnceCell::new();
-        for f in found {
-            let Ok(bytes) = std::fs::read(lib.root().join(&f.rel)) else { continue };
-            let names = if crypto::is_sealed(&bytes) {
-                let key = key.get_or_init(|| self.unlock(lib).ok().flatten());
-                match key.as_ref().and_then(|k| self.open_blueprint(k, &bytes).ok()) {
-                    Some(plain) => secret_references(&plain),
-                    None => continue,
-                }
-            } else {
-                secret_references(&bytes)
-            };
-            for n in names {
-                out.entry(n).or_default().insert(f.rel.clone());
+        for (path, name) in lib.index().secret_references()? {
+            out.entry(name).or_default().insert(path);
+        }
+        let encrypted = lib.index().encrypted_paths()?;
+        if encrypted.is_empty() {
+            return Ok(out);
+        }
+        let Ok(Some(key)) = self.unlock(lib) else { return Ok(out) };
+        for path in encrypted {
+            let Ok(bytes) = std::fs::read(lib.root().join(&path)) else { continue };
+            let Ok(plain) = self.open_blueprint(&key, &bytes) else { continue };
+            for n in secret_references(&plain) {
+                out.entry(n).or_default().insert(path.clone());
             }
         }
         Ok(out)
