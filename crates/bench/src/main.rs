@@ -4,6 +4,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use bpv_bench::corpus::{CorpusOptions, generate};
+
+// The same allocator as `bpv`, so the in-process figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod run;
 use run::{RunOptions, run};
 
