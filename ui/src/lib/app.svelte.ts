@@ -6,7 +6,7 @@ import type { CommandError } from './ipc';
 import { QueryClient } from './query.svelte';
 import { RowModel, type RowSource } from './rows.svelte';
 
-export type View = 'main' | 'trash' | 'settings' | 'backups' | 'credentials';
+export type View = 'main' | 'trash' | 'settings' | 'backups' | 'credentials' | 'team';
 
 export interface Notice {
   id: number;
