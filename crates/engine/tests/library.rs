@@ -301,3 +301,84 @@ fn an_open_trusts_a_live_watcher_and_reconciles_otherwise() {
     assert!(!lib.kept_current_by_watcher());
     assert_eq!(lib.item("Blueprints/personal/new.blueprint.yaml").unwrap().name, "New");
 }
+
+#[test]
+fn edits_made_while_closed_are_in_the_next_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, data) = (tmp.path().join("lib"), tmp.path().join("data"));
+    let lib = open(&root, &data);
+    let p = |n: &str| format!("Blueprints/personal/{n}.blueprint.yaml");
+    for n in ["keep", "edit", "same-size", "gone", "tagged"] {
+        lib.save_blueprint(&p(n), &yaml(n), &BlueprintSave::default()).unwrap();
+    }
+    drop(lib);
+    let abs = |rel: &str| root.join(rel);
+    // While closed: an edit, an edit of the same size (only the mtime tells), a delete,
+    // a new file in a new folder, a companion written by hand.
+    fs::write(abs(&p("edit")), "name: Edited offline\ndescription: quince\n").unwrap();
+    let same = abs(&p("same-size"));
+    let before = fs::read(&same).unwrap();
+    let mut after = before.clone();
+    after[6] = b'Z'; // "name: same-size" -> "name: Zame-size"
+    fs::write(&same, &after).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    fs::File::options().write(true).open(&same).unwrap().set_modified(later).unwrap();
+    fs::remove_file(abs(&p("gone"))).unwrap();
+    fs::create_dir_all(abs("Blueprints/new folder")).unwrap();
+    fs::write(abs("Blueprints/new folder/added.blueprint.yaml"), "name: Added offline\n").unwrap();
+    fs::write(abs("Blueprints/personal/tagged.blueprint.meta.json"), r#"{"tags": ["offline"]}"#).unwrap();
+
+    let lib = open(&root, &data);
+    let everything = ListQuery { limit: 100, ..Default::default() };
+    let mut names: Vec<String> =
+        lib.list(&everything).unwrap().items.into_iter().map(|i| format!("{}={}", i.path, i.name)).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Blueprints/new folder/added.blueprint.yaml=Added offline",
+            "Blueprints/personal/edit.blueprint.yaml=Edited offline",
+            "Blueprints/personal/keep.blueprint.yaml=keep",
+            "Blueprints/personal/same-size.blueprint.yaml=Zame-size",
+            "Blueprints/personal/tagged.blueprint.yaml=tagged",
+        ]
+    );
+    let search = |text: &str| -> Vec<String> {
+        let q = SearchQuery { text: text.into(), limit: 10, ..Default::default() };
+        lib.search(&q).unwrap().hits.into_iter().map(|h| h.item.path).collect()
+    };
+    assert_eq!(search("quince"), [p("edit")]);
+    let tagged = ListQuery { tags: vec!["offline".into()], limit: 10, ..Default::default() };
+    assert_eq!(lib.list(&tagged).unwrap().items.len(), 1);
+    assert!(lib.item(&p("gone")).is_err());
+}
+
+/// A reindex streams the files in chunks (2,048 at a time) into one transaction: every
+/// chunk must land, whatever the name lengths (rowids are bucketed by them).
+#[test]
+fn a_reindex_of_several_chunks_indexes_every_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, data) = (tmp.path().join("lib"), tmp.path().join("data"));
+    let lib = open(&root, &data);
+    let n = 5_000;
+    for i in 0..n {
+        let dir = root.join(format!("Blueprints/f{}", i % 37));
+        fs::create_dir_all(&dir).unwrap();
+        let words = "alpha beta gamma delta".split(' ').take(1 + i % 4).collect::<Vec<_>>().join(" ");
+        let body = format!("name: {words} n{i}\ndescription: common marker{i}\ntags: [t{}]\n", i % 3);
+        fs::write(dir.join(format!("b{i}.blueprint.yaml")), body).unwrap();
+    }
+    let report = lib.reindex(None).unwrap();
+    assert_eq!(report.indexed, n);
+    assert!(report.invalid.is_empty());
+    let total =
+        |text: &str| lib.search(&SearchQuery { text: text.into(), limit: 1, ..Default::default() }).unwrap().total;
+    assert_eq!(total("common"), n);
+    for i in [0, 2047, 2048, 4095, 4999] {
+        assert_eq!(total(&format!("marker{i}")), 1, "marker{i}");
+    }
+    assert_eq!(lib.list(&ListQuery { limit: 1, ..Default::default() }).unwrap().total, n);
+    let tags = lib.index().tag_counts(None).unwrap();
+    assert_eq!(tags.iter().map(|t| t.count).sum::<u64>(), n as u64);
+    assert_eq!(lib.index().integrity_check().unwrap(), "ok");
+}

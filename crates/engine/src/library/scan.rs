@@ -344,9 +344,19 @@ pub(crate) fn diff(
     report: &mut ReconcileReport,
 ) -> Result<(Vec<IndexDoc>, Vec<String>)> {
     let found = walk(root, batch_temp_is_orphan)?;
+    diff_found(root, known, &found, report)
+}
+
+/// [`diff`] for a walk already made.
+pub(crate) fn diff_found(
+    root: &Path,
+    known: &HashMap<String, FileState>,
+    found: &[Found],
+    report: &mut ReconcileReport,
+) -> Result<(Vec<IndexDoc>, Vec<String>)> {
     let mut seen: HashSet<&str> = HashSet::with_capacity(found.len());
     let mut to_read: Vec<String> = Vec::new();
-    for f in &found {
+    for f in found {
         seen.insert(f.rel.as_str());
         match known.get(&f.rel) {
             Some(k) if k.size == f.size && k.mtime_ns == f.mtime_ns && k.meta_mtime_ns == f.meta_mtime_ns => {
