@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -64,6 +64,8 @@ struct Candidate {
     source: Source,
     rel: String,
     abs: PathBuf,
+    /// `lstat` taken by the walk (relative to the open folder: no path lookup).
+    meta: fs::Metadata,
 }
 
 /// Take a snapshot of `lib` (library folder + trash + version history).
@@ -80,14 +82,15 @@ pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
 
     let mut skipped = Vec::new();
     let repo_canon = fs::canonicalize(repo.root()).unwrap_or_else(|_| repo.root().to_path_buf());
-    let mut files = Vec::new();
-    collect(lib.root(), lib.root(), Source::Library, &repo_canon, &mut files, &mut skipped)?;
+    let walk = Walk { exclude: &repo_canon, skipped: Mutex::new(Vec::new()) };
+    let mut files = walk.folder(lib.root(), lib.root(), Source::Library)?;
     for folder in DATA_FOLDERS {
         let dir = lib.area().join(folder);
         if dir.is_dir() {
-            collect(lib.area(), &dir, Source::Data, &repo_canon, &mut files, &mut skipped)?;
+            files.extend(walk.folder(lib.area(), &dir, Source::Data)?);
         }
     }
+    skipped.extend(walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner()));
     opts.cancel.check()?;
 
     let library = lib.root().to_string_lossy().into_owned();
@@ -95,8 +98,13 @@ pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
     let parent_entries = parent.as_ref().map(|m| by_path(&m.entries)).unwrap_or_default();
     // Only entries that were already old when the parent's scan began are trusted.
     let trusted_before = parent.as_ref().map(|m| m.started.saturating_sub(super::RACY_WINDOW_NS)).unwrap_or(0);
-    let parent_hashes: HashSet<&str> =
-        parent.as_ref().map(|m| m.entries.iter().map(|e| e.hash.as_str()).collect()).unwrap_or_default();
+    // Built on the first file that has to be read (an unchanged backup never needs it).
+    let parent_hashes: OnceLock<HashSet<&str>> = OnceLock::new();
+    let parent_hash_set = || {
+        parent_hashes.get_or_init(|| {
+            parent.as_ref().map(|m| m.entries.iter().map(|e| e.hash.as_str()).collect()).unwrap_or_default()
+        })
+    };
 
     let total = files.len() as u64;
     let done = AtomicU64::new(0);
@@ -114,7 +122,7 @@ pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
                 c,
                 &parent_entries,
                 trusted_before,
-                &parent_hashes,
+                &parent_hash_set,
                 &written,
                 &checked,
                 &new_bytes,
@@ -177,25 +185,18 @@ pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn one_file(
+fn one_file<'p>(
     repo: &Repo,
     c: &Candidate,
     parent: &std::collections::BTreeMap<(Source, &str), &Entry>,
     trusted_before: i64,
-    parent_hashes: &HashSet<&str>,
+    parent_hashes: &dyn Fn() -> &'p HashSet<&'p str>,
     written: &Mutex<HashSet<String>>,
     checked: &Mutex<HashMap<String, bool>>,
     new_bytes: &AtomicU64,
     read_files: &AtomicU64,
 ) -> Result<Option<Entry>> {
-    let meta = match fs::symlink_metadata(&c.abs) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None), // deleted since the scan
-        Err(e) => return Err(Error::io("cannot read", &c.abs, e)),
-    };
-    if !meta.is_file() {
-        return Ok(None);
-    }
+    let meta = &c.meta;
     let (size, mtime, mode, ino, ctime) =
         (meta.len(), fsio::mtime_ns(&meta), mode_of(&meta), meta.ino(), ctime_ns(&meta));
     if let Some(prev) = parent.get(&(c.source, c.rel.as_str()))
@@ -228,7 +229,7 @@ fn one_file(
         ino: meta.ino(),
         ctime: ctime_ns(&meta),
     };
-    if parent_hashes.contains(hash.as_str()) {
+    if parent_hashes().contains(hash.as_str()) {
         return Ok(Some(entry));
     }
     {
@@ -256,47 +257,55 @@ fn ctime_ns(meta: &fs::Metadata) -> i64 {
     meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec())
 }
 
-/// Every regular file under `dir` (no symlinks followed), relative to `base`.
-fn collect(
-    base: &Path,
-    dir: &Path,
-    source: Source,
-    exclude: &Path,
-    out: &mut Vec<Candidate>,
-    skipped: &mut Vec<String>,
-) -> Result<()> {
-    // Only a folder with the repository's name can be the repository (a repository
-    // inside the library): resolve those, not every folder.
-    let exclude_name = exclude.file_name();
-    let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().into_iter().filter_entry(|e| {
-        let p = e.path();
-        !(e.file_type().is_dir()
-            && (p == exclude
-                || (Some(e.file_name()) == exclude_name && fs::canonicalize(p).is_ok_and(|c| c == exclude))))
-    });
-    for entry in walker {
-        let entry = entry.map_err(|e| {
-            let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf());
-            match e.into_io_error() {
-                Some(io) => Error::io("cannot read", &path, io),
-                None => Error::InvalidArgument(format!("cannot read {}", path.display())),
+/// The scan: every regular file (no symlinks followed) with its `lstat`, folders in
+/// parallel. `fs::read_dir` entries are stat'ed relative to their open folder, which
+/// spares the full path lookup per file that dominated an unchanged backup.
+struct Walk<'a> {
+    /// The repository, when it is inside the library.
+    exclude: &'a Path,
+    skipped: Mutex<Vec<String>>,
+}
+
+impl Walk<'_> {
+    /// Files under `dir`, named relative to `base`.
+    fn folder(&self, base: &Path, dir: &Path, source: Source) -> Result<Vec<Candidate>> {
+        let read = fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
+        let mut files = Vec::new();
+        let mut folders = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(|e| Error::io("cannot read", dir, e))?;
+            let kind = entry.file_type().map_err(|e| Error::io("cannot read", &entry.path(), e))?;
+            let abs = entry.path();
+            if kind.is_dir() {
+                let is_repo = abs == self.exclude
+                    || (Some(entry.file_name().as_os_str()) == self.exclude.file_name()
+                        && fs::canonicalize(&abs).is_ok_and(|c| c == self.exclude));
+                if !is_repo {
+                    folders.push(abs);
+                }
+                continue;
             }
-        })?;
-        if !entry.file_type().is_file() {
-            continue;
+            if !kind.is_file() || fsio::is_temp_name(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // deleted meanwhile
+                Err(e) => return Err(Error::io("cannot read", &abs, e)),
+            };
+            let Ok(rel) = abs.strip_prefix(base) else { continue };
+            let Some(rel) = rel.to_str() else {
+                let why = format!("{}: the name is not valid UTF-8", abs.display());
+                self.skipped.lock().unwrap_or_else(|p| p.into_inner()).push(why);
+                continue;
+            };
+            files.push(Candidate { source, rel: rel.replace('\\', "/"), abs, meta });
         }
-        let name = entry.file_name().to_string_lossy();
-        if fsio::is_temp_name(&name) {
-            continue;
-        }
-        let Ok(rel) = entry.path().strip_prefix(base) else { continue };
-        let Some(rel) = rel.to_str() else {
-            skipped.push(format!("{}: the name is not valid UTF-8", entry.path().display()));
-            continue;
-        };
-        out.push(Candidate { source, rel: rel.replace('\\', "/"), abs: entry.path().to_path_buf() });
+        let nested: Vec<Vec<Candidate>> =
+            folders.par_iter().map(|sub| self.folder(base, sub, source)).collect::<Result<_>>()?;
+        files.extend(nested.into_iter().flatten());
+        Ok(files)
     }
-    Ok(())
 }
 
 /// The newest readable, intact snapshot of this library.
