@@ -36,7 +36,8 @@ struct Cli {
     /// Machine-readable JSON output (errors as {"code","message"} on stderr).
     #[arg(long, global = true)]
     json: bool,
-    /// Credential store: secret-service, keyutils or file (default: $BPV_CREDENTIAL_STORE,
+    /// Credential store: secret-service, keyutils, file (macOS: macos-keychain; Windows:
+    /// windows-credential-manager) (default: $BPV_CREDENTIAL_STORE,
     /// else the one this library uses, else the first that works here).
     #[arg(long, global = true, value_name = "STORE")]
     store: Option<String>,

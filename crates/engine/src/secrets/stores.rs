@@ -6,6 +6,11 @@
 //! The first two go through `keyring-core` and its store crates
 //! (`dbus-secret-service-keyring-store`, `linux-keyutils-keyring-store`), built directly
 //! rather than through a process-wide default store, so one process can hold several.
+//!
+//! On macOS the chain is the login Keychain (`apple-native-keyring-store`) → the file; on
+//! Windows the Credential Manager (`windows-native-keyring-store`) → the file. Those two
+//! are compiled only for their platform and were type-checked (`cargo check --target`)
+//! but never run: no test here exercises them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,22 +34,48 @@ pub enum StoreKind {
     SecretService,
     Keyutils,
     File,
+    MacosKeychain,
+    WindowsCredentialManager,
 }
 
+/// The OS stores tried before the passphrase file, in order, on this platform.
+#[cfg(target_os = "linux")]
+const OS_CHAIN: &[StoreKind] = &[StoreKind::SecretService, StoreKind::Keyutils];
+#[cfg(target_os = "macos")]
+const OS_CHAIN: &[StoreKind] = &[StoreKind::MacosKeychain];
+#[cfg(windows)]
+const OS_CHAIN: &[StoreKind] = &[StoreKind::WindowsCredentialManager];
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+const OS_CHAIN: &[StoreKind] = &[];
+
 impl StoreKind {
-    pub const ALL: [StoreKind; 3] = [StoreKind::SecretService, StoreKind::Keyutils, StoreKind::File];
+    pub const ALL: [StoreKind; 5] = [
+        StoreKind::SecretService,
+        StoreKind::Keyutils,
+        StoreKind::File,
+        StoreKind::MacosKeychain,
+        StoreKind::WindowsCredentialManager,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             StoreKind::SecretService => "secret-service",
             StoreKind::Keyutils => "keyutils",
             StoreKind::File => "file",
+            StoreKind::MacosKeychain => "macos-keychain",
+            StoreKind::WindowsCredentialManager => "windows-credential-manager",
         }
+    }
+
+    /// The stores of this platform's chain, in order (the passphrase file last).
+    pub fn chain() -> Vec<StoreKind> {
+        OS_CHAIN.iter().copied().chain([StoreKind::File]).collect()
     }
 
     pub fn parse(s: &str) -> Result<StoreKind> {
         StoreKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            Error::InvalidArgument(format!("unknown credential store {s:?}: use secret-service, keyutils or file"))
+            let names: Vec<&str> = StoreKind::chain().into_iter().map(StoreKind::name).collect();
+            Error::InvalidArgument(format!("unknown credential store {s:?}: use {}", names.join(", ")))
         })
     }
 
@@ -56,6 +87,8 @@ impl StoreKind {
                 "the kernel key store (keyutils); its keys are gone at logout or reboot: keep a recovery kit"
             }
             StoreKind::File => "a file sealed with your passphrase (Argon2id, XChaCha20-Poly1305)",
+            StoreKind::MacosKeychain => "the macOS Keychain (your login keychain)",
+            StoreKind::WindowsCredentialManager => "the Windows Credential Manager",
         }
     }
 }
@@ -81,6 +114,8 @@ fn keychain_error(kind: StoreKind, what: &str, e: keyring_core::Error) -> Error 
             "is a keyring daemon (gnome-keyring, KWallet) running and unlocked in this session?"
         }
         StoreKind::Keyutils => "is there a session keyring (run inside `keyctl session -`)?",
+        StoreKind::MacosKeychain => "is the login keychain unlocked?",
+        StoreKind::WindowsCredentialManager => "is this a normal (not a service) Windows session?",
         StoreKind::File => "",
     };
     Error::Keychain(format!("{} {what}: {e} ({advice})", kind.name()))
@@ -88,20 +123,17 @@ fn keychain_error(kind: StoreKind, what: &str, e: keyring_core::Error) -> Error 
 
 impl KeyringStore {
     pub fn connect(kind: StoreKind) -> Result<KeyringStore> {
-        let backend: Arc<KeyringBackend> = match kind {
-            // Without a session bus libdbus would try to autolaunch one (a stray daemon).
-            StoreKind::SecretService if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none_or(|a| a.is_empty()) => {
-                return Err(Error::Keychain(
-                    "secret-service is not reachable: no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set)".into(),
-                ));
-            }
-            StoreKind::SecretService => dbus_secret_service_keyring_store::Store::new()
-                .map_err(|e| keychain_error(kind, "is not reachable", e))?,
-            StoreKind::Keyutils => {
-                linux_keyutils_keyring_store::Store::new().map_err(|e| keychain_error(kind, "is not reachable", e))?
-            }
-            StoreKind::File => return Err(Error::InvalidArgument("the file store is not a keyring store".into())),
-        };
+        if kind == StoreKind::File {
+            return Err(Error::InvalidArgument("the file store is not a keyring store".into()));
+        }
+        if !OS_CHAIN.contains(&kind) {
+            return Err(Error::Keychain(format!(
+                "{} is not available on this system ({})",
+                kind.name(),
+                std::env::consts::OS
+            )));
+        }
+        let backend = os_store(kind)?;
         Ok(KeyringStore { kind, backend })
     }
 
@@ -134,6 +166,43 @@ impl CredentialStore for KeyringStore {
             Err(e) => Err(keychain_error(self.kind, "could not delete", e)),
         }
     }
+}
+
+/// Connect one of this platform's OS stores (`kind` is in `OS_CHAIN`).
+#[cfg(target_os = "linux")]
+fn os_store(kind: StoreKind) -> Result<Arc<KeyringBackend>> {
+    let backend: Arc<KeyringBackend> = match kind {
+        // Without a session bus libdbus would try to autolaunch one (a stray daemon).
+        StoreKind::SecretService if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none_or(|a| a.is_empty()) => {
+            return Err(Error::Keychain(
+                "secret-service is not reachable: no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set)".into(),
+            ));
+        }
+        StoreKind::SecretService => {
+            dbus_secret_service_keyring_store::Store::new().map_err(|e| keychain_error(kind, "is not reachable", e))?
+        }
+        _ => linux_keyutils_keyring_store::Store::new().map_err(|e| keychain_error(kind, "is not reachable", e))?,
+    };
+    Ok(backend)
+}
+
+#[cfg(target_os = "macos")]
+fn os_store(kind: StoreKind) -> Result<Arc<KeyringBackend>> {
+    let backend: Arc<KeyringBackend> =
+        apple_native_keyring_store::keychain::Store::new().map_err(|e| keychain_error(kind, "is not reachable", e))?;
+    Ok(backend)
+}
+
+#[cfg(windows)]
+fn os_store(kind: StoreKind) -> Result<Arc<KeyringBackend>> {
+    let backend: Arc<KeyringBackend> =
+        windows_native_keyring_store::Store::new().map_err(|e| keychain_error(kind, "is not reachable", e))?;
+    Ok(backend)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+fn os_store(kind: StoreKind) -> Result<Arc<KeyringBackend>> {
+    Err(Error::Keychain(format!("{} is not available on this system", kind.name())))
 }
 
 /// The last link of the chain: one file holding every value, sealed as a whole under a
@@ -330,7 +399,7 @@ pub fn open_store(kind: StoreKind, file_path: &Path) -> Result<Box<dyn Credentia
 /// and why it was chosen (which earlier ones failed, and how).
 pub fn first_working(file_path: &Path) -> Result<(Box<dyn CredentialStore>, String)> {
     let mut skipped: Vec<String> = Vec::new();
-    for kind in [StoreKind::SecretService, StoreKind::Keyutils] {
+    for &kind in OS_CHAIN {
         match KeyringStore::connect(kind).and_then(|s| probe(&s).map(|()| s)) {
             Ok(s) => {
                 let reason = if skipped.is_empty() {
@@ -389,6 +458,27 @@ mod tests {
                 .remove(&(service.to_owned(), name.to_owned()))
                 .is_some())
         }
+    }
+
+    #[test]
+    fn the_chain_is_the_platforms_and_another_platforms_store_says_so() {
+        #[cfg(target_os = "linux")]
+        assert_eq!(StoreKind::chain(), [StoreKind::SecretService, StoreKind::Keyutils, StoreKind::File]);
+        #[cfg(target_os = "macos")]
+        assert_eq!(StoreKind::chain(), [StoreKind::MacosKeychain, StoreKind::File]);
+        #[cfg(windows)]
+        assert_eq!(StoreKind::chain(), [StoreKind::WindowsCredentialManager, StoreKind::File]);
+        for kind in StoreKind::ALL {
+            assert_eq!(StoreKind::parse(kind.name()).unwrap(), kind);
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()), "store.json and the app use the same names");
+            if !StoreKind::chain().contains(&kind) {
+                let err = KeyringStore::connect(kind).err().unwrap();
+                assert!(err.to_string().contains("not available on this system"), "{err}");
+            }
+        }
+        let unknown = StoreKind::parse("gnome").unwrap_err().to_string();
+        assert!(StoreKind::chain().iter().all(|k| unknown.contains(k.name())), "{unknown}");
     }
 
     #[test]

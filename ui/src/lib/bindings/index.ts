@@ -401,7 +401,7 @@ not_restored: Array<SnapshotProblem>, millis: number,
  */
 before: string | null, };
 
-export type StoreKind = "secret-service" | "keyutils" | "file";
+export type StoreKind = "secret-service" | "keyutils" | "file" | "macos-keychain" | "windows-credential-manager";
 
 export type StoreChoice = { store: StoreKind, 
 /**
