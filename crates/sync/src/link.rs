@@ -61,9 +61,7 @@ pub fn link_library(lib: &Library, req: &LinkRequest, keys: LinkKeys) -> Result<
         }
         None => LinkConfig::new(req.endpoints.clone(), &req.bucket, &req.prefix, req.device_name.clone())?,
     };
-    if link.endpoints.iter().any(|e| !(e.starts_with("http://") || e.starts_with("https://"))) {
-        return Err(SyncError::Config("give at least one endpoint, as http(s)://host:port".into()));
-    }
+    check_endpoints(&link.endpoints)?;
     link.region = if req.region.trim().is_empty() { "us-east-1".into() } else { req.region.trim().to_owned() };
     link.path_style = req.path_style;
     link.interval_secs = req.interval_secs.max(1);
@@ -147,6 +145,43 @@ pub fn status_of(lib: &Library) -> Result<SyncStatus> {
     Syncer::with_remote(lib, link, Remote::in_memory())?.status(lib)
 }
 
+/// Each endpoint is `http(s)://host[:port][/path]` (the S3 client panics on a malformed
+/// authority, e.g. two addresses run together, instead of returning an error).
+fn check_endpoints(endpoints: &[String]) -> Result<()> {
+    if endpoints.is_empty() {
+        return Err(SyncError::Config("give at least one endpoint, as http(s)://host:port".into()));
+    }
+    for e in endpoints {
+        let rest = e.strip_prefix("http://").or_else(|| e.strip_prefix("https://"));
+        if !rest.is_some_and(|rest| !rest.contains("://") && valid_authority(rest.split('/').next().unwrap_or(""))) {
+            return Err(SyncError::Config(format!(
+                "{e:?} is not an endpoint: give one per address, as http(s)://host:port"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, with a host of letters, digits, `.`, `-`, `_`.
+fn valid_authority(authority: &str) -> bool {
+    let port_ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, after)) => {
+                return !addr.is_empty()
+                    && addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+                    && (after.is_empty() || after.strip_prefix(':').is_some_and(port_ok));
+            }
+            None => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)) && port.is_none_or(port_ok)
+}
+
 fn check_keys(creds: &Credentials) -> Result<()> {
     if creds.access_key_id.trim().is_empty() || creds.secret_access_key.trim().is_empty() {
         return Err(SyncError::Config("give both the access key id and the secret access key".into()));
@@ -161,6 +196,7 @@ fn check_keys(creds: &Credentials) -> Result<()> {
 /// (the app's "Test connection"): few retries, so an unreachable store fails in seconds.
 pub fn test_connection(req: &LinkRequest, creds: &Credentials) -> Result<()> {
     check_keys(creds)?;
+    check_endpoints(&req.endpoints)?;
     let mut link = LinkConfig::new(req.endpoints.clone(), &req.bucket, &req.prefix, Some("test".into()))?;
     link.region = if req.region.trim().is_empty() { "us-east-1".into() } else { req.region.trim().to_owned() };
     link.path_style = req.path_style;
@@ -171,4 +207,46 @@ pub fn test_connection(req: &LinkRequest, creds: &Credentials) -> Result<()> {
         .build()
         .map_err(|e| bpv_engine::Error::Io { context: "starting the sync runtime".into(), source: e })?;
     runtime.block_on(remote.list("logs")).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_checked_before_the_s3_client_sees_them() {
+        let ok = |e: &str| check_endpoints(&[e.to_owned()]).is_ok();
+        for good in
+            ["http://127.0.0.1:3900", "https://s3.eu-west-1.amazonaws.com", "http://node_1:3900/", "http://[::1]:3900"]
+        {
+            assert!(ok(good), "{good} refused");
+        }
+        // Two addresses run together (a form that lost its line break) once panicked inside
+        // the S3 client; now a clear error, like every other malformed address.
+        for bad in [
+            "http://127.0.0.1:3900http://127.0.0.1:3903",
+            "127.0.0.1:3900",
+            "http://",
+            "http://host:",
+            "http://host:39a0",
+            "http://ho st:3900",
+            "http://[::1",
+            "ftp://host",
+        ] {
+            let e = check_endpoints(&[bad.to_owned()]).unwrap_err();
+            assert_eq!(e.code(), "invalid_argument", "{bad}");
+        }
+        assert!(check_endpoints(&[]).is_err());
+        let req = LinkRequest {
+            endpoints: vec!["http://127.0.0.1:1http://127.0.0.1:2".into()],
+            bucket: "b".into(),
+            prefix: String::new(),
+            region: String::new(),
+            path_style: true,
+            device_name: None,
+            interval_secs: 30,
+        };
+        let creds = Credentials { access_key_id: "k".into(), secret_access_key: "s".into() };
+        assert_eq!(test_connection(&req, &creds).unwrap_err().code(), "invalid_argument");
+    }
 }
