@@ -146,8 +146,16 @@ describe('the Team library view', () => {
     shell(unlinked);
     const user = userEvent.setup();
     render(TeamHarness);
-    await user.type(await screen.findByTestId('team-endpoints'), 'node1:3900');
+    const field = await screen.findByTestId('team-endpoints');
+    await user.type(field, 'node1:3900');
     expect(screen.getByText(/is not an address like/)).toBeInTheDocument();
+    // Two addresses run together (no line break between them).
+    await user.clear(field);
+    await user.type(field, 'http://127.0.0.1:3900http://127.0.0.1:3903');
+    expect(screen.getByText(/is not an address like/)).toBeInTheDocument();
+    await user.clear(field);
+    await user.type(field, 'http://127.0.0.1:3900, http://127.0.0.1:3903');
+    expect(screen.queryByText(/is not an address like/)).toBeNull();
   });
 
   it('linked: conflicts open both files, errors show their reason, the timer’s status event refreshes', async () => {
