@@ -240,6 +240,8 @@ fn migrate_to_a_folder_validates_resumes_and_verifies() {
         std::fs::copy(lib.join(&rel), target.join(&rel)).unwrap();
     }
     std::fs::write(target.join("Blueprints/shared/bulk/bp00050.blueprint.yaml"), b"id: bulk-50\nna").unwrap();
+    // Copied by that attempt, deleted from the library since.
+    std::fs::write(target.join("Blueprints/shared/bulk/gone.blueprint.yaml"), yaml("gone", "")).unwrap();
     let done = ok(bpv(&lib, &data, &["--json", "migrate", "--to", &url, "--backup"], &[]));
     assert_eq!(done["resumed"], true, "{done}");
     assert_eq!(done["skipped"], 99, "{done}");

@@ -210,7 +210,30 @@ pub async fn collect(remote: &Remote, device: &str, sync_dir: &Path, options: &G
         }
     }
     report.waiting = record.candidates.len();
-    for object in &doomed {
+    let deleted: Vec<&ObjectInfo> = if options.dry_run {
+        doomed
+    } else {
+        // The record first: an interrupted run forgets no candidate's first sighting.
+        let body = serde_json::to_vec(&record).map_err(|e| SyncError::Remote(e.to_string()))?;
+        remote.put(&record_key(device), Bytes::from(body)).await?;
+        let outcomes: Vec<Option<&ObjectInfo>> = futures::stream::iter(doomed.into_iter().map(|object| async move {
+            // Checked again right before deleting: a device may just have sent this
+            // content again (an edit back to an old version), which renews it.
+            let now = chrono::Utc::now().timestamp_millis();
+            match remote.modified_ms(&object.key).await? {
+                Some(modified) if now.saturating_sub(modified) >= grace_ms => {
+                    remote.delete(&object.key).await?;
+                    Ok::<_, SyncError>(Some(object))
+                }
+                _ => Ok(None),
+            }
+        }))
+        .buffer_unordered(remote.concurrency)
+        .try_collect()
+        .await?;
+        outcomes.into_iter().flatten().collect()
+    };
+    for object in deleted {
         report.freed_bytes += object.size;
         if object.key.starts_with("blobs/") {
             report.deleted_blobs += 1;
@@ -219,15 +242,6 @@ pub async fn collect(remote: &Remote, device: &str, sync_dir: &Path, options: &G
         } else {
             report.deleted_snapshots += 1;
         }
-    }
-    if !options.dry_run {
-        // The record first: an interrupted run forgets no candidate's first sighting.
-        let body = serde_json::to_vec(&record).map_err(|e| SyncError::Remote(e.to_string()))?;
-        remote.put(&record_key(device), Bytes::from(body)).await?;
-        futures::stream::iter(doomed.iter().map(|o| remote.delete(&o.key)))
-            .buffer_unordered(remote.concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
     }
     report.requests = remote.requests() - requests;
     report.millis = start.elapsed().as_millis() as u64;

@@ -172,6 +172,15 @@ pub fn migrate_to_folder(
         fsio::write_atomic(&target.join(FOLDER_MARKER), &body)?;
     }
     bpv_engine::library::init_layout(&target)?;
+    if resumed {
+        // Blueprints an earlier attempt copied that this library no longer has.
+        let wanted: BTreeSet<&str> = files.iter().map(String::as_str).collect();
+        for rel in blueprint_files_under(&target)? {
+            if !wanted.contains(rel.as_str()) {
+                fsio::remove_durable(&target.join(&rel))?;
+            }
+        }
+    }
 
     // Copy (in parallel: each write is durable, and fsyncs overlap).
     let total = files.len();
@@ -238,6 +247,27 @@ pub fn migrate_to_folder(
     report.verified = items.len();
     report.millis = start.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Library-relative paths of the blueprint and companion files under `root`.
+fn blueprint_files_under(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = fs::read_dir(&dir).map_err(|e| bpv_engine::Error::io("cannot read", &dir, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                if rel.ends_with(".blueprint.yaml") || rel.ends_with(".blueprint.meta.json") {
+                    out.push(rel);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `Ok(false)`: empty or absent (a new migration); `Ok(true)`: an earlier attempt of this one.

@@ -226,6 +226,16 @@ impl Remote {
         Ok(out)
     }
 
+    /// The store's modification time of `key` (ms since the epoch); `None` when absent.
+    pub async fn modified_ms(&self, key: &str) -> Result<Option<i64>> {
+        let location = self.location(key);
+        self.attempt(&format!("checking {key}"), |s| {
+            let location = location.clone();
+            async move { s.head(&location).await.map(|m| m.last_modified.timestamp_millis()) }
+        })
+        .await
+    }
+
     /// Deleting an absent object is fine.
     pub async fn delete(&self, key: &str) -> Result<()> {
         let location = self.location(key);
