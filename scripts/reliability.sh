@@ -10,6 +10,7 @@ all=1
 [ "${1:-}" = "--skip-workspace-tests" ] && all=0
 echo "== fault injection: every file operation failed (EIO, ENOSPC, fsync) and cut by a power loss"
 cargo test -p bpv-engine --locked --features fault-injection --test faults
+cargo test -p bpv-engine --locked --features fault-injection --test faults_more
 if [ "$all" = 1 ]; then
   echo "== crash loop: 30 SIGKILLs"
   scripts/crash-loop.sh 30
