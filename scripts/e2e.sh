@@ -52,4 +52,6 @@ if [ "${1:-}" != "--bench" ]; then
   # The open blueprint following outside edits, deletes and version restores; credentials
   # in the keychain and encryption at rest.
   gui cargo test --locked -p bpv-e2e --test live -- --ignored --nocapture --test-threads=1
+  # Team library sync against a real 3-node Garage cluster (the other member uses bpv).
+  cargo build --locked -p bpv && gui cargo test --locked -p bpv-e2e --test team -- --ignored --nocapture
 fi
