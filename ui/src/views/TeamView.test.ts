@@ -4,8 +4,9 @@ import userEvent from '@testing-library/user-event';
 import { clearMocks, mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import TeamHarness from '../test/TeamHarness.svelte';
+import SyncBadgeHarness from '../test/SyncBadgeHarness.svelte';
 import { AppModel } from '../lib/app.svelte';
-import { itemState, parseEndpoints, syncLabel } from '../lib/sync.svelte';
+import { SyncBoard, itemState, parseEndpoints, syncLabel } from '../lib/sync.svelte';
 import type { SyncItemState, SyncStatusView } from '../lib/bindings';
 
 afterEach(() => {
@@ -279,5 +280,27 @@ describe('sync helpers', () => {
       'http://b:2',
       'http://c:3',
     ]);
+  });
+});
+
+describe('the detail pane badge', () => {
+  it('says nothing when unlinked, and opens the other version of a conflict copy', async () => {
+    const model = new AppModel();
+    const board = new SyncBoard();
+    const copy = 'Blueprints/a (conflict desk).blueprint.yaml';
+    const user = userEvent.setup();
+    const { rerender } = render(SyncBadgeHarness, { model, board, path: copy });
+    expect(screen.queryByTestId('sync-badge')).toBeNull();
+    board.status = linked([
+      { path: copy, state: 'conflict', reason: 'kept', original: 'Blueprints/a.blueprint.yaml' },
+    ]);
+    await rerender({ model, board, path: copy });
+    const badge = await screen.findByTestId('sync-badge');
+    expect(badge.dataset.state).toBe('conflict');
+    expect(badge).toHaveAttribute('title', 'kept');
+    await user.click(screen.getByTestId('open-conflict-original'));
+    expect(model.selected).toBe('Blueprints/a.blueprint.yaml');
+    await rerender({ model, board, path: 'Blueprints/b.blueprint.yaml' });
+    await waitFor(() => expect(screen.getByTestId('sync-badge').dataset.state).toBe('synced'));
   });
 });
