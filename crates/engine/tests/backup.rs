@@ -558,3 +558,68 @@ fn in_place_restore_snapshots_first_then_swaps() {
     let siblings: Vec<_> = fs::read_dir(&f.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(siblings.iter().all(|n| !n.to_string_lossy().contains("bpv-")), "{siblings:?}");
 }
+
+/// Credential names, metadata and the audit log are in every snapshot; values are not
+/// (not in any repository file, in any form we wrote them). An in-place restore keeps
+/// the current store's values, merges the names and only appends to the audit log.
+#[test]
+fn credential_names_travel_with_snapshots_values_never_and_in_place_restore_keeps_them() {
+    use bpv_engine::secrets::crypto::KdfParams;
+    use bpv_engine::secrets::{FileStore, Secrets};
+    let f = Fixture::new();
+    let lib = f.open();
+    let secrets = || {
+        let kdf = KdfParams { memory_kib: 8 * 1024, iterations: 1, ..KdfParams::fresh() };
+        let store = FileStore::new(Secrets::credential_file(&lib), b"file store passphrase").unwrap().with_kdf(kdf);
+        Secrets::with_store(&lib, Box::new(store), "test")
+    };
+    f.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    let old_value = b"sk-OLD-value-3f9a1c7e5b2d4f60";
+    secrets().set_credential("openai", old_value).unwrap();
+    secrets().set_credential("retired", b"sk-RETIRED-value-77aa11bb22cc").unwrap();
+    let snap = f.backup(&lib);
+
+    let repo = Repo::open(&f.repo()).unwrap();
+    let paths: Vec<String> = repo.contents(&snap.id).unwrap().into_iter().map(|e| e.path).collect();
+    assert!(paths.contains(&"secrets/credentials.json".to_owned()), "{paths:?}");
+    assert!(paths.contains(&"secrets/audit.log".to_owned()), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.ends_with(".sealed")), "a sealed store went into the snapshot: {paths:?}");
+    // No value in any file of the repository, compressed or not.
+    for file in walkdir(&f.repo()) {
+        let raw = fs::read(&file).unwrap();
+        let plain = zstd::stream::decode_all(&raw[..]).unwrap_or_default();
+        for value in [&old_value[..], b"sk-RETIRED-value-77aa11bb22cc"] {
+            for bytes in [&raw, &plain] {
+                assert!(!bytes.windows(value.len()).any(|w| w == value), "a value is in {}", file.display());
+            }
+        }
+    }
+    // Objects hold the names (restore them to a new folder's private area).
+    let out = f.dir.join("restored");
+    let area = f.dir.join("restored-area");
+    repo.restore_to(&snap.id, &out, Some(&area), &restore_opts()).unwrap();
+    let names = fs::read_to_string(area.join("secrets/credentials.json")).unwrap();
+    assert!(names.contains("\"openai\"") && names.contains("\"retired\""), "{names}");
+
+    // Later: a new value for openai, retired deleted, a new credential.
+    let new_value = b"sk-NEW-value-0e1d2c3b4a596877";
+    secrets().set_credential("openai", new_value).unwrap();
+    secrets().delete_credential("retired").unwrap();
+    secrets().set_credential("slack", b"xoxb-slack-value-1234567").unwrap();
+    let log_before = secrets().audit_log().unwrap();
+
+    backup::restore_in_place(&lib, &f.repo(), &snap.id, &restore_opts()).unwrap();
+    let s = secrets();
+    // The audit log grew: everything before is still there, in order, plus the restore.
+    let log_after = s.audit_log().unwrap();
+    assert_eq!(&log_after[..log_before.len()], &log_before[..]);
+    assert_eq!(log_after.len(), log_before.len() + 1, "{log_after:?}");
+    assert_eq!(log_after.last().unwrap().action, "backup-restored");
+    // The store's current values are untouched: openai keeps its NEW value.
+    assert_eq!(&s.credential_value("openai", true).unwrap()[..], &new_value[..]);
+    assert_eq!(&s.credential_value("slack", true).unwrap()[..], b"xoxb-slack-value-1234567");
+    // The name only the snapshot knew is back, flagged as having no value.
+    let list = s.list_credentials(&lib).unwrap();
+    let retired = list.credentials.iter().find(|c| c.name == "retired").expect("retired name restored");
+    assert!(!retired.present);
+}

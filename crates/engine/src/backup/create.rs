@@ -90,6 +90,14 @@ pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
             files.extend(walk.folder(lib.area(), &dir, Source::Data)?);
         }
     }
+    for rel in super::DATA_FILES {
+        let abs = lib.area().join(rel);
+        if let Ok(meta) = fs::symlink_metadata(&abs)
+            && meta.is_file()
+        {
+            files.push(Candidate { source: Source::Data, rel: (*rel).to_owned(), abs, meta });
+        }
+    }
     skipped.extend(walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner()));
     opts.cancel.check()?;
 

@@ -27,6 +27,7 @@
 //! missing object; orphans are reused (after re-hashing) or removed by `prune`.
 
 mod create;
+mod credentials;
 mod pack;
 mod prune;
 pub(crate) mod restore;
@@ -47,6 +48,7 @@ use crate::fsio;
 use crate::library::Library;
 
 pub use create::{BackupOptions, BackupReport, backup};
+pub use credentials::DATA_FILES;
 pub use prune::{PruneReport, Retention};
 pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
 pub use verify::{Problem, VerifyReport};
@@ -64,9 +66,8 @@ const ZSTD_LEVEL: i32 = 1;
 pub const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 /// Folders of the library's private area that a snapshot carries (the index is not:
-/// it is rebuilt from the files). Extension point: app settings and credential
-/// *names* join here (as further folders of the area) when those issues land;
-/// secrets never do unless encrypted with a backup passphrase.
+/// it is rebuilt from the files). Credential names, metadata and the audit log are
+/// [`DATA_FILES`]; secret values never are.
 pub const DATA_FOLDERS: &[&str] = &["trash", "versions"];
 
 /// Where an entry lives: the library folder, or the library's private area.

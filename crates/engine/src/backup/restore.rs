@@ -264,10 +264,13 @@ pub fn restore_in_place(lib: &Library, repo_path: &Path, id: &str, opts: &Restor
         }
     }
     fsio::fsync_dir(lib.area())?;
+    // Credential names and the audit log: merged, never put back over the current ones.
+    let merged = super::credentials::merge_restored(lib.area(), &staging_area, id);
     drop(lock);
     let _ = fs::remove_dir_all(&old);
     let _ = fs::remove_dir_all(&old_area);
     let _ = fs::remove_dir_all(&staging_area);
+    merged?;
     lib.reindex(None)?;
     rep.to = root.to_string_lossy().into_owned();
     rep.before = Some(before.id);
