@@ -495,6 +495,8 @@ commands! {
             .await
             .map_err(IpcError::internal)??;
         emit(&app, LibraryEventKind::Opened, Vec::new());
+        // Reopened by the restore itself: its periodic team-library sync starts again.
+        crate::sync::start_timer(&app);
         Ok(done)
     }
 
