@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test -p bpv-sync --locked --test garage_ops bench_ -- --ignored --nocapture --test-threads 1 2>&1 |
-  grep -E "^(gc|migrate)|test result"
+  grep -E "gc: |migrate [0-9]+ to|test result"

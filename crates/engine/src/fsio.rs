@@ -202,7 +202,7 @@ pub(crate) fn create_dir_all(path: &Path) -> io::Result<()> {
 
 /// Flush the whole filesystem holding `dir` (Linux `syncfs`).
 #[cfg(target_os = "linux")]
-pub(crate) fn syncfs(dir: &Path) -> io::Result<()> {
+pub fn syncfs(dir: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let f = File::open(dir)?;
     seam(Op::SyncFs, dir, None, None, || {
