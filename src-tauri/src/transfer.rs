@@ -637,16 +637,14 @@ pub fn start_schedule(app: AppHandle) {
         return;
     }
     let spawned = std::thread::Builder::new().name("backup-schedule".into()).spawn(move || {
-        let mut failed_at: Option<Instant> = None;
+        let mut failed_at: Option<u64> = None;
         loop {
             std::thread::sleep(SCHEDULE_TICK);
-            if failed_at.is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE) {
-                continue;
+            match run_if_due(&app, failed_at) {
+                Some(false) => failed_at = Some(unix_now()),
+                Some(true) => failed_at = None,
+                None => {}
             }
-            failed_at = match run_if_due(&app) {
-                Some(false) => Some(Instant::now()),
-                _ => None,
-            };
         }
     });
     if let Err(e) = spawned {
@@ -654,11 +652,17 @@ pub fn start_schedule(app: AppHandle) {
     }
 }
 
-/// None: nothing was due; Some(ok) otherwise.
-fn run_if_due(app: &AppHandle) -> Option<bool> {
+/// None: nothing was due; Some(ok) otherwise. The decision is the engine's pure
+/// `backup_due` (unit-tested over a fake clock).
+fn run_if_due(app: &AppHandle, last_failure: Option<u64>) -> Option<bool> {
     let s = load_settings(app);
-    let every = s.schedule.interval_secs()?;
-    if s.last_backup.is_some_and(|last| unix_now().saturating_sub(last) < every) {
+    let state = backup::ScheduleState {
+        interval: s.schedule.interval_secs(),
+        last_success: s.last_backup,
+        last_failure,
+        retry_after: RETRY_AFTER_FAILURE.as_secs(),
+    };
+    if !backup::backup_due(&state, unix_now()) {
         return None;
     }
     let opened = app.state::<AppState>().current_opt()?;

@@ -31,6 +31,7 @@ mod credentials;
 mod pack;
 mod prune;
 pub(crate) mod restore;
+mod schedule;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -51,6 +52,7 @@ pub use create::{BackupOptions, BackupReport, backup};
 pub use credentials::DATA_FILES;
 pub use prune::{PruneReport, Retention};
 pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
+pub use schedule::{ScheduleState, backup_due};
 pub use verify::{Problem, VerifyReport};
 
 /// The repository format this build writes and reads. A repository with a higher
