@@ -623,3 +623,64 @@ fn credential_names_travel_with_snapshots_values_never_and_in_place_restore_keep
     let retired = list.credentials.iter().find(|c| c.name == "retired").expect("retired name restored");
     assert!(!retired.present);
 }
+
+/// Opt-in secrets: values sealed under a backup passphrase go into that snapshot only
+/// (no value readable in any repository file); a wrong passphrase is refused and stores
+/// nothing; the right one puts every value back into another library's store.
+#[test]
+fn with_secrets_values_are_sealed_refused_with_a_wrong_passphrase_and_round_trip() {
+    use bpv_engine::secrets::crypto::KdfParams;
+    use bpv_engine::secrets::{FileStore, Secrets};
+    let kdf = || KdfParams { memory_kib: 8 * 1024, iterations: 1, ..KdfParams::fresh() };
+    let secrets_of = |lib: &Library| {
+        let store = FileStore::new(Secrets::credential_file(lib), b"file store passphrase").unwrap().with_kdf(kdf());
+        Secrets::with_store(lib, Box::new(store), "test")
+    };
+    let f = Fixture::new();
+    let lib = f.open();
+    f.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    let values: [(&str, &[u8]); 2] =
+        [("openai", b"sk-live-9c8b7a6f5e4d3c2b1a00"), ("slack", b"xoxb-77-secret-value-abcdef")];
+    for (name, value) in values {
+        secrets_of(&lib).set_credential(name, value).unwrap();
+    }
+    let sealed = backup::seal_secrets(&lib, &secrets_of(&lib), b"backup passphrase 1", Some(kdf())).unwrap();
+    assert_eq!(sealed.count, 2);
+    let opts = BackupOptions { repo: Some(f.repo()), ..Default::default() };
+    let with = backup::backup_with_secrets(&lib, &opts, &sealed).unwrap();
+    let without = f.backup(&lib);
+    let repo = Repo::open(&f.repo()).unwrap();
+    let has_sealed = |id: &str| repo.contents(id).unwrap().iter().any(|e| e.path == backup::SEALED_SECRETS);
+    assert!(has_sealed(&with.id) && !has_sealed(&without.id));
+    for file in walkdir(&f.repo()) {
+        let raw = fs::read(&file).unwrap();
+        let plain = zstd::stream::decode_all(&raw[..]).unwrap_or_default();
+        for (_, value) in values {
+            for bytes in [&raw, &plain] {
+                assert!(!bytes.windows(value.len()).any(|w| w == value), "a value is in {}", file.display());
+                let hexed = hex::encode(value).into_bytes();
+                assert!(!bytes.windows(hexed.len()).any(|w| w == hexed), "a hex value is in {}", file.display());
+            }
+        }
+    }
+    // A short passphrase is refused up front.
+    assert_eq!(
+        backup::seal_secrets(&lib, &secrets_of(&lib), b"short", Some(kdf())).err().unwrap().code(),
+        "invalid_argument"
+    );
+
+    // Another library (another store) gets them back.
+    let g = Fixture::new();
+    let other = g.open();
+    let target = secrets_of(&other);
+    let wrong = backup::restore_secrets(&repo, &with.id, &target, b"not the passphrase").unwrap_err();
+    assert_eq!(wrong.code(), "wrong_key", "{wrong}");
+    assert!(target.list_credentials(&other).unwrap().credentials.is_empty(), "a refused restore stored something");
+    let missing = backup::restore_secrets(&repo, &without.id, &target, b"backup passphrase 1").unwrap_err();
+    assert_eq!(missing.code(), "not_found");
+    let names = backup::restore_secrets(&repo, &with.id, &target, b"backup passphrase 1").unwrap();
+    assert_eq!(names, vec!["openai".to_owned(), "slack".to_owned()]);
+    for (name, value) in values {
+        assert_eq!(&target.credential_value(name, true).unwrap()[..], value);
+    }
+}

@@ -68,8 +68,26 @@ struct Candidate {
     meta: fs::Metadata,
 }
 
-/// Take a snapshot of `lib` (library folder + trash + version history).
+/// Take a snapshot of `lib` (library folder + trash + version history + credential names).
 pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
+    backup_impl(lib, opts, None)
+}
+
+/// [`backup`], with the credential values sealed by [`super::seal_secrets`] in the
+/// snapshot (`secrets/backup-secrets.sealed`; only this snapshot: they are not on disk).
+pub fn backup_with_secrets(
+    lib: &Library,
+    opts: &BackupOptions<'_>,
+    sealed: &super::credentials::SealedSecrets,
+) -> Result<BackupReport> {
+    backup_impl(lib, opts, Some(sealed))
+}
+
+fn backup_impl(
+    lib: &Library,
+    opts: &BackupOptions<'_>,
+    sealed: Option<&super::credentials::SealedSecrets>,
+) -> Result<BackupReport> {
     let start = Instant::now();
     let started = fsio::system_time_ns(std::time::SystemTime::now());
     let repo_path = opts.repo.clone().unwrap_or_else(|| Repo::default_location(lib));
@@ -157,6 +175,22 @@ pub fn backup(lib: &Library, opts: &BackupOptions<'_>) -> Result<BackupReport> {
     if let Err(e) = opts.cancel.check() {
         repo.abandon_pack();
         return Err(e);
+    }
+    if let Some(sealed) = sealed {
+        let data = &sealed.bytes;
+        let hash = hex::encode(Sha256::digest(data));
+        let stored = match repo.write_object(&hash, data) {
+            Ok(n) => n,
+            Err(e) => {
+                repo.abandon_pack();
+                return Err(e);
+            }
+        };
+        new_bytes.fetch_add(stored, Ordering::Relaxed);
+        written.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.clone());
+        let (size, mtime, mode) = (data.len() as u64, started, 0o600);
+        let path = super::credentials::SEALED_SECRETS.to_owned();
+        entries.push(Entry { path, source: Source::Data, size, mtime, mode, hash, ino: 0, ctime: 0 });
     }
     // Objects reach the disk (packs and loose objects are fsynced, and read back, as
     // they are completed) before the manifest that names them.

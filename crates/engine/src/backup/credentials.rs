@@ -99,3 +99,84 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) => Err(Error::io("cannot read", path, e)),
     }
 }
+
+/// Where a snapshot taken with secrets keeps them (private area, sealed).
+pub const SEALED_SECRETS: &str = "secrets/backup-secrets.sealed";
+/// Bound as associated data: this blob is a backup's credentials and nothing else.
+const SEALED_CONTEXT: &[u8] = b"blueprint-vault backup credentials v1";
+const MIN_PASSPHRASE: usize = 8;
+
+/// Credential values sealed under a backup passphrase (Argon2id, XChaCha20-Poly1305),
+/// ready to go into one snapshot with [`super::backup_with_secrets`].
+pub struct SealedSecrets {
+    pub(crate) bytes: Vec<u8>,
+    /// How many credentials it holds.
+    pub count: usize,
+}
+
+/// Seal every credential value of `lib` under `passphrase`. `kdf`: the Argon2id
+/// parameters (default: fresh, 64 MiB, 3 passes).
+pub fn seal_secrets(
+    lib: &crate::library::Library,
+    secrets: &crate::secrets::Secrets,
+    passphrase: &[u8],
+    kdf: Option<crate::secrets::crypto::KdfParams>,
+) -> Result<SealedSecrets> {
+    if passphrase.len() < MIN_PASSPHRASE {
+        return Err(Error::InvalidArgument(format!(
+            "the backup passphrase must be at least {MIN_PASSPHRASE} characters"
+        )));
+    }
+    // `name<TAB>hex value` lines: names cannot hold a tab, and every buffer is zeroized.
+    let mut plain = zeroize::Zeroizing::new(Vec::new());
+    let mut count = 0;
+    for c in secrets.list_credentials(lib)?.credentials.into_iter().filter(|c| c.present) {
+        let value = secrets.credential_value(&c.name, false)?;
+        plain.extend_from_slice(c.name.as_bytes());
+        plain.push(b'\t');
+        plain.extend_from_slice(zeroize::Zeroizing::new(hex::encode(&*value)).as_bytes());
+        plain.push(b'\n');
+        count += 1;
+    }
+    let kdf = kdf.unwrap_or_else(crate::secrets::crypto::KdfParams::fresh);
+    let sealed = crate::secrets::crypto::PassphraseSealed::seal(passphrase, SEALED_CONTEXT, &plain, kdf)?;
+    let bytes = serde_json::to_vec(&sealed).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(SealedSecrets { bytes, count })
+}
+
+/// Put the credential values a snapshot holds back into `secrets`' store, after the
+/// passphrase opens them (a wrong one is refused and changes nothing). Returns the names.
+pub fn restore_secrets(
+    repo: &super::Repo,
+    id: &str,
+    secrets: &crate::secrets::Secrets,
+    passphrase: &[u8],
+) -> Result<Vec<String>> {
+    let manifest = repo.manifest(id)?;
+    let entry = manifest
+        .entries
+        .iter()
+        .find(|e| e.source == super::Source::Data && e.path == SEALED_SECRETS)
+        .ok_or_else(|| {
+            Error::NotFound(format!("snapshot {id} holds no credential values (it was taken without --with-secrets)"))
+        })?;
+    let bytes = repo
+        .read_object(&entry.hash)
+        .map_err(|why| Error::Corrupt(format!("snapshot {id}: its sealed credentials cannot be read ({why})")))?;
+    let sealed: crate::secrets::crypto::PassphraseSealed = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Corrupt(format!("snapshot {id}: its sealed credentials are damaged ({e})")))?;
+    let plain = sealed.open(passphrase, SEALED_CONTEXT)?;
+    let damaged = || Error::Corrupt(format!("snapshot {id}: its sealed credentials are damaged"));
+    // Decode everything before storing anything: a damaged blob changes nothing.
+    let mut values = Vec::new();
+    for line in plain.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let tab = line.iter().position(|b| *b == b'\t').ok_or_else(damaged)?;
+        let name = std::str::from_utf8(&line[..tab]).map_err(|_| damaged())?;
+        let value = zeroize::Zeroizing::new(hex::decode(&line[tab + 1..]).map_err(|_| damaged())?);
+        values.push((name.to_owned(), value));
+    }
+    for (name, value) in &values {
+        secrets.set_credential(name, value)?;
+    }
+    Ok(values.into_iter().map(|(name, _)| name).collect())
+}

@@ -48,8 +48,8 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::library::Library;
 
-pub use create::{BackupOptions, BackupReport, backup};
-pub use credentials::DATA_FILES;
+pub use create::{BackupOptions, BackupReport, backup, backup_with_secrets};
+pub use credentials::{DATA_FILES, SEALED_SECRETS, SealedSecrets, restore_secrets, seal_secrets};
 pub use prune::{PruneReport, Retention};
 pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
 pub use schedule::{ScheduleState, backup_due};
