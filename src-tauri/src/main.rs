@@ -32,6 +32,7 @@ fn main() {
         .manage(transfer::TransferState::default())
         .setup(|app| {
             transfer::start_schedule(app.handle().clone());
+            preopen_startup_library(app.handle().clone());
             Ok(())
         })
         .invoke_handler(commands::handler())
@@ -41,4 +42,21 @@ fn main() {
         eprintln!("Blueprint Vault could not start: {e}");
         std::process::exit(1);
     }
+}
+
+/// Open the startup library while the webview starts, instead of when the UI first asks:
+/// the two overlap, so the first list paints sooner. The UI's `open_library` then finds
+/// it open (or waits for this open to finish); a failure here is reported to it then.
+fn preopen_startup_library(app: tauri::AppHandle) {
+    use tauri::Manager;
+    tauri::async_runtime::spawn_blocking(move || {
+        let state = app.state::<state::AppState>();
+        let events = app.clone();
+        let opened = state
+            .startup_library()
+            .and_then(|root| state.open(&root, move |notice| commands::forward(&events, notice)));
+        if let Err(e) = opened {
+            tracing::info!(code = %e.code, "startup library not opened ahead of the UI: {}", e.message);
+        }
+    });
 }
