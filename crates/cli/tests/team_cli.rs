@@ -200,6 +200,21 @@ fn remote_set_with_aws_keys_sync_contract_and_gc() {
     ok(bpv(&b, &data, &["--json", "sync"], &c.aws()));
     assert_eq!(std::fs::read_to_string(b.join(path)).unwrap(), yaml("contract", "version 35"));
     assert_eq!(bpv(&a, &data, &["sync", "gc", "--grace", "7w"], &c.aws()).status.code(), Some(2));
+
+    // `migrate --to s3://…` with the keys in a keychain credential (the sealed-file store).
+    let store = [("BPV_CREDENTIAL_STORE", "file"), ("BPV_CREDENTIALS_PASSPHRASE", "a long test passphrase")];
+    let value = format!("{}:{}", c.env["ACCESS_KEY_ID"], c.env["SECRET_ACCESS_KEY"]);
+    let mut child = command(&a, &data, &["creds", "set", "migration-keys"], &store).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let mut args = vec!["--json", "migrate", "--to", "s3://team/from-keychain", "--region", "garage"];
+    args.extend(endpoints.iter().map(String::as_str));
+    args.extend(["--credential", "migration-keys"]);
+    let migrated = ok(bpv(&a, &data, &args, &store));
+    assert_eq!(
+        migrated["verified"].as_u64(),
+        Some(blueprint_files(&a).keys().filter(|k| k.ends_with(".yaml")).count() as u64)
+    );
 }
 
 #[test]
