@@ -177,7 +177,7 @@ enum Command {
     },
     /// Sync with the linked team library (S3-compatible bucket); `link`, `--status`, `verify`.
     Sync(sync::SyncArgs),
-    /// Move this library into its linked team library: validate, backup, send, verify byte for byte.
+    /// Move this library into its linked team library, or copy it elsewhere with `--to URL` (a folder or s3://BUCKET/PREFIX): validate, backup, send, verify byte for byte; run again to resume.
     Migrate(sync::MigrateArgs),
     /// The team library this one syncs with: `set` links it (like `sync link`), `unset` forgets it.
     Remote(sync::RemoteArgs),

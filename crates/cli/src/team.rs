@@ -37,6 +37,7 @@ pub struct MigrateToArgs {
     /// S3 endpoint for `--to s3://…` (repeat for several nodes of one cluster).
     #[arg(long = "endpoint", value_name = "URL", requires = "to")]
     pub endpoints: Vec<String>,
+    /// Region for `--to s3://…` (Garage: the cluster's `s3_region`).
     #[arg(long, default_value = "us-east-1", requires = "to")]
     pub region: String,
     /// Virtual-hosted-style requests (AWS S3); default path-style (Garage, MinIO).
