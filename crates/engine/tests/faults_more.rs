@@ -355,3 +355,60 @@ fn every_failed_file_operation_of_the_remaining_operations_is_clean() {
     }
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }
+
+/// A power cut at every file operation of the operations above that replace or remove
+/// things (restore over the library, empty the trash, prune): after the cut and a
+/// reopen, the library is before or after, never a mix, and nothing is empty.
+#[test]
+fn a_power_loss_during_restore_trash_or_prune_leaves_before_or_after() {
+    let names = ["restore a snapshot over the library", "empty the trash", "backup prune"];
+    let mut problems = Vec::new();
+    for case in CASES.iter().filter(|c| names.contains(&c.name)) {
+        let done = {
+            let f = Fixture::new();
+            let lib = f.open();
+            (case.setup)(&f, &lib);
+            (case.op)(&f, &lib).unwrap();
+            (case.snapshot)(&f, &lib)
+        };
+        let mut cuts = 0;
+        for n in 1.. {
+            let f = Fixture::new();
+            let lib = f.open();
+            (case.setup)(&f, &lib);
+            let before = (case.snapshot)(&f, &lib);
+            let injector = fault::install(Plan {
+                roots: vec![f.dir.clone()],
+                fail_at: Some((n, Fault::PowerLoss)),
+                record: true,
+                ..Default::default()
+            });
+            let result = (case.op)(&f, &lib);
+            let fired = injector.fired();
+            injector.power_loss().unwrap();
+            drop(injector);
+            drop(lib);
+            let Some((_, op, path)) = fired else { break };
+            cuts += 1;
+            let at = format!("{}, power loss at op {n} ({op:?} {})", case.name, path.display());
+            let lib = f.open();
+            let after = (case.snapshot)(&f, &lib);
+            let fine = if result.is_ok() { after == done } else { (case.acceptable)(&before, &after, &done) };
+            if !fine {
+                problems.push(format!(
+                    "{at}: left {:?}\n  before {:?}\n  done {:?}",
+                    keys(&after),
+                    keys(&before),
+                    keys(&done)
+                ));
+            }
+            for (k, v) in tree(&f.root) {
+                if v.is_empty() {
+                    problems.push(format!("{at}: {k} is empty"));
+                }
+            }
+        }
+        eprintln!("faults_more: {}: power cut at each of {cuts} file operations", case.name);
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
