@@ -7,6 +7,7 @@ use bpv_engine::backup::{
     self, BackupOptions, CancelToken, Progress, Repo, RestoreOptions, Retention, restore_file_into_library,
     restore_in_place,
 };
+use bpv_engine::secrets::Secrets;
 use bpv_engine::{Error, Result};
 use clap::Subcommand;
 use serde::Serialize;
@@ -21,6 +22,10 @@ pub enum BackupCommand {
         /// Repository folder (default: the library's backup location in the data dir).
         #[arg(long, value_name = "REPO")]
         to: Option<PathBuf>,
+        /// Also store the credential values, sealed with a backup passphrase
+        /// ($BPV_BACKUP_PASSPHRASE, else the first line of stdin).
+        #[arg(long)]
+        with_secrets: bool,
     },
     /// List the snapshots of a repository, newest first.
     Backups {
@@ -53,6 +58,10 @@ pub enum BackupCommand {
         /// Restore what is intact even if the snapshot fails verification.
         #[arg(long)]
         partial: bool,
+        /// Also put the snapshot's sealed credential values back into the keychain (the
+        /// backup passphrase from $BPV_BACKUP_PASSPHRASE, else the first line of stdin).
+        #[arg(long, conflicts_with = "path")]
+        with_secrets: bool,
     },
     /// Forget snapshots outside the retention policy and remove unreferenced objects.
     Prune {
@@ -70,14 +79,21 @@ pub enum BackupCommand {
 pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
     let json = cli.json;
     match cmd {
-        BackupCommand::Backup { to } => {
+        BackupCommand::Backup { to, with_secrets } => {
             let lib = open(cli, false)?;
+            let sealed = if *with_secrets {
+                let secrets = Secrets::open(&lib, &crate::creds::store_kind(cli.store.as_deref())?)?;
+                Some(backup::seal_secrets(&lib, &secrets, &backup_passphrase()?, None)?)
+            } else {
+                None
+            };
             let bar = output::progress_bar(out, "backing up");
             let tick = |p: Progress| tick(bar.as_ref(), p);
-            let report = backup::backup(
-                &lib,
-                &BackupOptions { repo: to.clone(), progress: Some(&tick), cancel: CancelToken::new() },
-            )?;
+            let opts = BackupOptions { repo: to.clone(), progress: Some(&tick), cancel: CancelToken::new() };
+            let report = match &sealed {
+                Some(sealed) => backup::backup_with_secrets(&lib, &opts, sealed)?,
+                None => backup::backup(&lib, &opts)?,
+            };
             finish(bar);
             if json {
                 return emit(&report);
@@ -154,7 +170,18 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
                 Err(Error::Corrupt(format!("snapshot {id} failed verification ({} problem(s))", report.problems.len())))
             }
         }
-        BackupCommand::Restore { id, from, to, in_place, path, partial } => {
+        BackupCommand::Restore { id, from, to, in_place, path, partial, with_secrets } => {
+            // The passphrase is checked (the values opened) before anything is restored.
+            let unsealed = if *with_secrets {
+                let repo = match (from, *in_place) {
+                    (Some(r), _) => r.clone(),
+                    (None, true) => Repo::default_location(&open(cli, false)?),
+                    (None, false) => repo_path(cli, None)?,
+                };
+                Some(backup::unseal_secrets(&Repo::open(&repo)?, id, &backup_passphrase()?)?)
+            } else {
+                None
+            };
             let bar = output::progress_bar(out, "restoring");
             let tick = |p: Progress| tick(bar.as_ref(), p);
             let opts = RestoreOptions { partial: *partial, progress: Some(&tick), cancel: CancelToken::new() };
@@ -173,13 +200,19 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
                 }
                 return say(&format!("Restored {} ({} bytes) from {id}", entry.path, entry.size));
             }
+            let mut restored_credentials = Vec::new();
             let report = if *in_place {
                 let lib = open(cli, false)?;
                 let repo = match from {
                     Some(r) => r.clone(),
                     None => Repo::default_location(&lib),
                 };
-                restore_in_place(&lib, &repo, id, &opts)?
+                let report = restore_in_place(&lib, &repo, id, &opts)?;
+                if let Some(unsealed) = &unsealed {
+                    let secrets = Secrets::open(&lib, &crate::creds::store_kind(cli.store.as_deref())?)?;
+                    restored_credentials = unsealed.store_into(&secrets)?;
+                }
+                report
             } else {
                 let Some(dir) = to else {
                     return Err(Error::InvalidArgument(
@@ -190,7 +223,7 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
                 // Trash and history go to the restored library's own private area.
                 let existed = dir.exists();
                 let area = data_area_for(cli, dir)?;
-                match repo.restore_to(id, dir, area.as_deref(), &opts) {
+                let report = match repo.restore_to(id, dir, area.as_deref(), &opts) {
                     Ok(r) => r,
                     Err(e) => {
                         if !existed {
@@ -198,13 +231,32 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
                         }
                         return Err(e);
                     }
+                };
+                if let Some(unsealed) = &unsealed {
+                    let mut lib_opts = bpv_engine::library::OpenOptions::new(dir.clone());
+                    lib_opts.data_dir = cli.data_dir.clone();
+                    let lib = bpv_engine::library::Library::open(lib_opts)?;
+                    let secrets = Secrets::open(&lib, &crate::creds::store_kind(cli.store.as_deref())?)?;
+                    restored_credentials = unsealed.store_into(&secrets)?;
                 }
+                report
             };
             finish(bar);
             if json {
-                return emit(&report);
+                let mut v = serde_json::to_value(&report).map_err(|e| Error::Corrupt(e.to_string()))?;
+                if let (Some(obj), true) = (v.as_object_mut(), *with_secrets) {
+                    obj.insert("credentials".into(), serde_json::json!(restored_credentials));
+                }
+                return emit(&v);
             }
             say(&format!("Restored {} files ({}) from {id} to {}", report.files, human(report.bytes), report.to))?;
+            if *with_secrets {
+                say(&format!(
+                    "Restored {} credential value(s): {}",
+                    restored_credentials.len(),
+                    restored_credentials.join(", ")
+                ))?;
+            }
             for p in &report.not_restored {
                 say(&format!("not restored: {}", p.message))?;
                 for path in &p.paths {
@@ -239,6 +291,24 @@ fn repo_path(cli: &Cli, given: Option<&Path>) -> Result<PathBuf> {
         Some(p) => Ok(p.to_path_buf()),
         None => Ok(Repo::default_location(&open(cli, false)?)),
     }
+}
+
+/// The backup passphrase: `$BPV_BACKUP_PASSPHRASE`, else the first line of stdin.
+fn backup_passphrase() -> Result<Vec<u8>> {
+    if let Some(p) = std::env::var_os("BPV_BACKUP_PASSPHRASE").filter(|p| !p.is_empty()) {
+        return Ok(p.as_encoded_bytes().to_vec());
+    }
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut all)
+        .map_err(|e| Error::Io { context: "cannot read the backup passphrase from stdin".into(), source: e })?;
+    let line = all.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(Error::InvalidArgument(
+            "--with-secrets needs a backup passphrase: set BPV_BACKUP_PASSPHRASE or pipe it on stdin".into(),
+        ));
+    }
+    Ok(line.to_vec())
 }
 
 /// The private area a library at `dir` will have (for its trash and history).

@@ -371,3 +371,68 @@ fn kill_9_mid_prune_never_loses_a_kept_snapshot() {
     env.json(&["restore", &ids[5], "--from", &repo, "--to", out.to_str().unwrap()]);
     assert_eq!(tree(&out), newest_tree);
 }
+
+/// `bpv backup --with-secrets` / `bpv restore --with-secrets` with the real file store:
+/// the values come back into the restored library's store after the passphrase, a wrong
+/// passphrase restores no value, and no value is readable in the repository.
+#[test]
+fn backup_and_restore_with_secrets_round_trip_values_behind_the_passphrase() {
+    let env = Env::new();
+    env.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    let with_store = |c: &mut Command| {
+        c.env("BPV_CREDENTIAL_STORE", "file").env("BPV_CREDENTIALS_PASSPHRASE", "file store passphrase");
+    };
+    let mut set = env.cmd(&["creds", "set", "openai"]);
+    with_store(&mut set);
+    set.stdin(std::process::Stdio::piped());
+    let mut child = set.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"sk-cli-value-5a4b3c2d1e0f").unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let mut b = env.cmd(&["--json", "backup", "--to", &env.repo(), "--with-secrets"]);
+    with_store(&mut b);
+    let out = b.env("BPV_BACKUP_PASSPHRASE", "backup passphrase 42").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"].as_str().unwrap().to_owned();
+    for file in walk(&PathBuf::from(env.repo())) {
+        // (Raw bytes; the engine's test also scans decompressed objects.)
+        let raw = fs::read(&file).unwrap();
+        assert!(!raw.windows(10).any(|w| w == b"sk-cli-val"), "the value is in {}", file.display());
+    }
+
+    let restore = |to: &str, passphrase: &str| {
+        let mut c = env.cmd(&["--json", "restore", &id, "--from", &env.repo(), "--to", to, "--with-secrets"]);
+        with_store(&mut c);
+        c.env("BPV_BACKUP_PASSPHRASE", passphrase).output().unwrap()
+    };
+    let wrong_to = env.dir.join("wrong").to_string_lossy().into_owned();
+    let wrong = restore(&wrong_to, "not the passphrase");
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("passphrase"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+
+    assert!(!Path::new(&wrong_to).exists(), "a refused restore left files behind");
+    let to = env.dir.join("restored").to_string_lossy().into_owned();
+    let ok = restore(&to, "backup passphrase 42");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(report["credentials"], serde_json::json!(["openai"]));
+    let mut get = Command::new(env!("CARGO_BIN_EXE_bpv"));
+    get.arg("--library").arg(&to).arg("--data-dir").arg(&env.data).args(["creds", "get", "openai", "--reveal"]);
+    with_store(&mut get);
+    let got = get.output().unwrap();
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "sk-cli-value-5a4b3c2d1e0f");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}

@@ -152,6 +152,31 @@ pub fn restore_secrets(
     secrets: &crate::secrets::Secrets,
     passphrase: &[u8],
 ) -> Result<Vec<String>> {
+    unseal_secrets(repo, id, passphrase)?.store_into(secrets)
+}
+
+/// Credential values opened from a snapshot, not stored anywhere yet (check the
+/// passphrase before restoring files, store them after).
+pub struct UnsealedSecrets(Vec<(String, zeroize::Zeroizing<Vec<u8>>)>);
+
+impl UnsealedSecrets {
+    /// The credential names.
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// Put every value into `secrets`' store. Returns the names.
+    pub fn store_into(&self, secrets: &crate::secrets::Secrets) -> Result<Vec<String>> {
+        for (name, value) in &self.0 {
+            secrets.set_credential(name, value)?;
+        }
+        Ok(self.names())
+    }
+}
+
+/// Open the credential values of snapshot `id` with the backup passphrase (a wrong one
+/// is `wrong_key`).
+pub fn unseal_secrets(repo: &super::Repo, id: &str, passphrase: &[u8]) -> Result<UnsealedSecrets> {
     let manifest = repo.manifest(id)?;
     let entry = manifest
         .entries
@@ -175,8 +200,5 @@ pub fn restore_secrets(
         let value = zeroize::Zeroizing::new(hex::decode(&line[tab + 1..]).map_err(|_| damaged())?);
         values.push((name.to_owned(), value));
     }
-    for (name, value) in &values {
-        secrets.set_credential(name, value)?;
-    }
-    Ok(values.into_iter().map(|(name, _)| name).collect())
+    Ok(UnsealedSecrets(values))
 }

@@ -49,7 +49,9 @@ use crate::fsio;
 use crate::library::Library;
 
 pub use create::{BackupOptions, BackupReport, backup, backup_with_secrets};
-pub use credentials::{DATA_FILES, SEALED_SECRETS, SealedSecrets, restore_secrets, seal_secrets};
+pub use credentials::{
+    DATA_FILES, SEALED_SECRETS, SealedSecrets, UnsealedSecrets, restore_secrets, seal_secrets, unseal_secrets,
+};
 pub use prune::{PruneReport, Retention};
 pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
 pub use schedule::{ScheduleState, backup_due};
