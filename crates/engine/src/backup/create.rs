@@ -239,8 +239,7 @@ fn one_file<'p>(
     read_files: &AtomicU64,
 ) -> Result<Option<Entry>> {
     let meta = &c.meta;
-    let (size, mtime, mode, ino, ctime) =
-        (meta.len(), fsio::mtime_ns(&meta), mode_of(&meta), meta.ino(), ctime_ns(&meta));
+    let (size, mtime, mode, ino, ctime) = (meta.len(), fsio::mtime_ns(meta), mode_of(meta), meta.ino(), ctime_ns(meta));
     if let Some(prev) = parent.get(&(c.source, c.rel.as_str()))
         && prev.size == size
         && prev.mtime == mtime
