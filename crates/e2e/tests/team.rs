@@ -261,6 +261,18 @@ async fn run(app: &App, world: &World, cluster: &Cluster, other: &Other) -> Res<
     )
     .await?;
     app.screenshot("team-05-conflict-copy").await?;
+
+    // 5. Unlink: the link goes (after a confirmation), the files stay.
+    app.click("[data-testid=nav-team]").await?;
+    app.until("the Team view", T, "return !!document.querySelector('[data-testid=team-summary]')").await?;
+    app.js("[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Unlink…').click()").await?;
+    app.click("[data-testid=team-unlink]").await?;
+    app.until("the link form again", T, "return !!document.querySelector('[data-testid=team-link-form]')").await?;
+    let links: Vec<String> = walk(&world.data_dir()).into_iter().filter(|p| p.ends_with("sync/link.json")).collect();
+    assert!(links.is_empty(), "the link is gone: {links:?}");
+    assert!(world.library().join(SHARED).exists() && world.library().join(&copy).exists(), "the files stay");
+    app.until("no sync word in the status bar", T, "return !document.querySelector('[data-testid=status-sync]')")
+        .await?;
     Ok(())
 }
 
