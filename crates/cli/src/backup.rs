@@ -73,6 +73,9 @@ pub enum BackupCommand {
         keep_daily: Option<usize>,
         #[arg(long, value_name = "N")]
         keep_weekly: Option<usize>,
+        /// Only say which snapshots would be kept and forgotten.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -265,10 +268,27 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
             }
             Ok(())
         }
-        BackupCommand::Prune { from, keep_last, keep_daily, keep_weekly } => {
+        BackupCommand::Prune { from, keep_last, keep_daily, keep_weekly, dry_run } => {
             let repo = Repo::open(&repo_path(cli, from.as_deref())?)?;
-            let report =
-                repo.prune(&Retention { keep_last: *keep_last, keep_daily: *keep_daily, keep_weekly: *keep_weekly })?;
+            let policy = Retention { keep_last: *keep_last, keep_daily: *keep_daily, keep_weekly: *keep_weekly };
+            if *dry_run {
+                let preview = repo.prune_preview(&policy)?;
+                if json {
+                    return emit(&preview);
+                }
+                for w in &preview.warnings {
+                    say(&format!("warning: {w}"))?;
+                }
+                for id in &preview.removed {
+                    say(&format!("would forget {id}"))?;
+                }
+                return say(&format!(
+                    "Would keep {} snapshots and forget {} (nothing was changed)",
+                    preview.kept.len(),
+                    preview.removed.len()
+                ));
+            }
+            let report = repo.prune(&policy)?;
             if json {
                 return emit(&report);
             }

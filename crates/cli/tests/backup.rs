@@ -436,3 +436,18 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn prune_dry_run_says_what_would_go_and_changes_nothing() {
+    let env = Env::new();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        env.write(&format!("Blueprints/personal/d{i}.blueprint.yaml"), &yaml(&format!("D{i}")));
+        ids.push(env.json(&["backup", "--to", &env.repo()])["id"].as_str().unwrap().to_owned());
+    }
+    let preview = env.json(&["prune", "--from", &env.repo(), "--keep-last", "1", "--dry-run"]);
+    assert_eq!(preview["removed"], serde_json::json!([ids[0]]));
+    assert_eq!(preview["kept"], serde_json::json!([ids[1]]));
+    let list = env.json(&["backups", "--from", &env.repo()]);
+    assert_eq!(list.as_array().unwrap().len(), 2, "a dry run forgot a snapshot");
+}

@@ -684,3 +684,33 @@ fn with_secrets_values_are_sealed_refused_with_a_wrong_passphrase_and_round_trip
         assert_eq!(&target.credential_value(name, true).unwrap()[..], value);
     }
 }
+
+/// The preview names exactly what the prune then forgets, and changes nothing itself.
+#[test]
+fn prune_preview_matches_the_prune_and_changes_nothing() {
+    let f = Fixture::new();
+    let lib = f.open();
+    let mut ids = Vec::new();
+    for round in 0..4 {
+        f.write(&format!("Blueprints/personal/p{round}.blueprint.yaml"), &random_bytes(5_000, round + 10));
+        ids.push(f.backup(&lib).id);
+    }
+    let repo = Repo::open(&f.repo()).unwrap();
+    assert_eq!(repo.prune_preview(&Retention::default()).unwrap_err().code(), "invalid_argument");
+    let policy = Retention { keep_last: Some(1), ..Default::default() };
+    let files_before = walkdir(&f.repo());
+    let preview = repo.prune_preview(&policy).unwrap();
+    assert_eq!(walkdir(&f.repo()), files_before, "the preview changed the repository");
+    assert_eq!(preview.kept, vec![ids[3].clone()]);
+    assert_eq!(preview.removed, vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+    // Daily: all four were taken today, so only the newest is kept.
+    let daily = repo.prune_preview(&Retention { keep_daily: Some(7), ..Default::default() }).unwrap();
+    assert_eq!(daily.kept, vec![ids[3].clone()]);
+    let report = repo.prune(&policy).unwrap();
+    let mut removed = report.removed.clone();
+    removed.sort();
+    let mut expected = preview.removed.clone();
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert_eq!(repo.snapshot_ids().unwrap(), preview.kept);
+}

@@ -52,7 +52,7 @@ pub use create::{BackupOptions, BackupReport, backup, backup_with_secrets};
 pub use credentials::{
     DATA_FILES, SEALED_SECRETS, SealedSecrets, UnsealedSecrets, restore_secrets, seal_secrets, unseal_secrets,
 };
-pub use prune::{PruneReport, Retention};
+pub use prune::{PrunePreview, PruneReport, Retention};
 pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
 pub use schedule::{ScheduleState, backup_due};
 pub use verify::{Problem, VerifyReport};

@@ -35,7 +35,33 @@ pub struct PruneReport {
     pub millis: u64,
 }
 
+/// What a retention policy keeps and forgets, without changing anything.
+#[derive(Clone, Debug, Serialize)]
+pub struct PrunePreview {
+    /// Newest first.
+    pub kept: Vec<String>,
+    /// Newest first: the snapshots a prune with this policy would forget.
+    pub removed: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+struct Selection {
+    kept: BTreeSet<String>,
+    removed: Vec<String>,
+    warnings: Vec<String>,
+}
+
 impl Repo {
+    /// Which snapshots a prune with `policy` would keep and forget (the app's preview,
+    /// `bpv prune --dry-run`). Reads manifests only; takes no lock, writes nothing.
+    pub fn prune_preview(&self, policy: &Retention) -> Result<PrunePreview> {
+        check_policy(policy)?;
+        let Selection { kept, removed, warnings } = self.select(policy)?;
+        let mut kept: Vec<String> = kept.into_iter().collect();
+        kept.reverse();
+        Ok(PrunePreview { kept, removed, warnings })
+    }
+
     /// Forget snapshots outside `policy`, then remove objects no snapshot references.
     pub fn prune(&self, policy: &Retention) -> Result<PruneReport> {
         self.prune_with_hook(policy, &mut |_| Ok(()))
@@ -50,14 +76,8 @@ impl Repo {
         result
     }
 
-    fn prune_inner(&self, policy: &Retention, hook: &mut dyn FnMut(&str) -> Result<()>) -> Result<PruneReport> {
-        if policy.keep_last.is_none() && policy.keep_daily.is_none() && policy.keep_weekly.is_none() {
-            return Err(Error::InvalidArgument(
-                "say what to keep: --keep-last N, --keep-daily N and/or --keep-weekly N".into(),
-            ));
-        }
-        let start = Instant::now();
-        let _lock = self.lock()?;
+    /// The snapshots `policy` keeps (damaged ones always) and the ones it forgets.
+    fn select(&self, policy: &Retention) -> Result<Selection> {
         let mut warnings = Vec::new();
         // Newest first; damaged manifests are always kept.
         let mut dated = Vec::new();
@@ -100,6 +120,14 @@ impl Repo {
             by_bucket(n, &|t| (t.iso_week().year(), t.iso_week().week()));
         }
         let removed: Vec<String> = dated.iter().map(|(id, _)| id.clone()).filter(|id| !kept.contains(id)).collect();
+        Ok(Selection { kept, removed, warnings })
+    }
+
+    fn prune_inner(&self, policy: &Retention, hook: &mut dyn FnMut(&str) -> Result<()>) -> Result<PruneReport> {
+        check_policy(policy)?;
+        let start = Instant::now();
+        let _lock = self.lock()?;
+        let Selection { kept, removed, mut warnings } = self.select(policy)?;
 
         // 1. Forget snapshots (manifests first).
         for id in &removed {
@@ -240,4 +268,13 @@ impl Repo {
         }
         Ok((objects, bytes))
     }
+}
+
+fn check_policy(policy: &Retention) -> Result<()> {
+    if policy.keep_last.is_none() && policy.keep_daily.is_none() && policy.keep_weekly.is_none() {
+        return Err(Error::InvalidArgument(
+            "say what to keep: --keep-last N, --keep-daily N and/or --keep-weekly N".into(),
+        ));
+    }
+    Ok(())
 }
