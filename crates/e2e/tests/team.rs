@@ -172,6 +172,15 @@ async fn run(app: &App, world: &World, cluster: &Cluster, other: &Other) -> Res<
         "const s = document.querySelector('[data-testid=team-summary]'); return s && s.dataset.state === 'synced'",
     )
     .await?;
+    app.click("[data-testid=team-verify]").await?;
+    let verified = app
+        .until(
+            "Verify's result",
+            T,
+            "const r = document.querySelector('[data-testid=team-result]'); return r && r.textContent.startsWith('Verified') && r.textContent",
+        )
+        .await?;
+    assert!(verified.as_str().unwrap_or("").contains("1 blueprint"), "{verified}");
     app.screenshot("team-02-linked").await?;
 
     // 2. The other member links with the CLI, receives the app's blueprint, pushes one.
