@@ -4,13 +4,16 @@
 # D-Bus session, with HOME and XDG dirs in a temporary folder. Screenshots go to
 # target/e2e-artifacts/.
 #   scripts/e2e.sh            the end-to-end suite
-#   scripts/e2e.sh --bench    the app figures for docs/BENCHMARKS.md
+#   scripts/e2e.sh --bench    the app figures for docs/BENCHMARKS.md, from the release app
 #                             (BPV_E2E_BENCH_COUNTS=10000,100000 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-export BPV_APP_BIN="${BPV_APP_BIN:-$TARGET_DIR/debug/blueprint-vault}"
+# Tests drive the debug app; figures come from the release app (what scripts/run.sh starts).
+APP_PROFILE=debug
+[ "${1:-}" = "--bench" ] && APP_PROFILE=release
+export BPV_APP_BIN="${BPV_APP_BIN:-$TARGET_DIR/$APP_PROFILE/blueprint-vault}"
 export BPV_E2E_ARTIFACTS="${BPV_E2E_ARTIFACTS:-$PWD/target/e2e-artifacts}"
 export PATH="$HOME/.cargo/bin:$PATH"
 mkdir -p "$BPV_E2E_ARTIFACTS"
@@ -18,7 +21,11 @@ mkdir -p "$BPV_E2E_ARTIFACTS"
 if [ ! -f ui/dist/index.html ] || ! grep -q 'assets/' ui/dist/index.html; then
   scripts/build-ui.sh
 fi
-cargo build --locked -p blueprint-vault
+if [ "$APP_PROFILE" = release ]; then
+  cargo build --release --locked -p blueprint-vault
+else
+  cargo build --locked -p blueprint-vault
+fi
 cargo test --locked -p bpv-e2e --no-run
 
 # Test-name filters (any match runs): the browse flow, import (issue 5), backup/restore (issue 6).
