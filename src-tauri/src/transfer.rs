@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bpv_engine::backup::{self, BackupOptions, Repo};
@@ -632,40 +632,34 @@ pub fn emit_backup_finished(app: &AppHandle, result: &Result<BackupDone, IpcErro
 /// failed attempt (a missing drive) is retried after `RETRY_AFTER_FAILURE`. Its own
 /// thread: the work is blocking and the timer must not hold an async worker.
 pub fn start_schedule(app: AppHandle) {
-    static STARTED: AtomicBool = AtomicBool::new(false);
-    if STARTED.swap(true, Ordering::SeqCst) {
+    // The engine's timer thread (it decides with `backup_due`; tested there with a real
+    // timer and a fake clock); kept for the app's lifetime.
+    static TIMER: std::sync::OnceLock<backup::ScheduleTimer> = std::sync::OnceLock::new();
+    if TIMER.get().is_some() {
         return;
     }
-    let spawned = std::thread::Builder::new().name("backup-schedule".into()).spawn(move || {
-        let mut failed_at: Option<u64> = None;
-        loop {
-            std::thread::sleep(SCHEDULE_TICK);
-            match run_if_due(&app, failed_at) {
-                Some(false) => failed_at = Some(unix_now()),
-                Some(true) => failed_at = None,
-                None => {}
-            }
+    let state_app = app.clone();
+    let state = move || {
+        state_app.state::<AppState>().current_opt()?; // nothing to back up without a library
+        let s = load_settings(&state_app);
+        Some(backup::ScheduleState {
+            interval: s.schedule.interval_secs(),
+            last_success: s.last_backup,
+            last_failure: None, // the timer tracks failures itself
+            retry_after: RETRY_AFTER_FAILURE.as_secs(),
+        })
+    };
+    match backup::ScheduleTimer::spawn(SCHEDULE_TICK, state, move || run_scheduled(&app)) {
+        Ok(timer) => {
+            let _ = TIMER.set(timer);
         }
-    });
-    if let Err(e) = spawned {
-        tracing::warn!("cannot start the automatic backup timer: {e}");
+        Err(e) => tracing::warn!("cannot start the automatic backup timer: {e}"),
     }
 }
 
-/// None: nothing was due; Some(ok) otherwise. The decision is the engine's pure
-/// `backup_due` (unit-tested over a fake clock).
-fn run_if_due(app: &AppHandle, last_failure: Option<u64>) -> Option<bool> {
-    let s = load_settings(app);
-    let state = backup::ScheduleState {
-        interval: s.schedule.interval_secs(),
-        last_success: s.last_backup,
-        last_failure,
-        retry_after: RETRY_AFTER_FAILURE.as_secs(),
-    };
-    if !backup::backup_due(&state, unix_now()) {
-        return None;
-    }
-    let opened = app.state::<AppState>().current_opt()?;
+/// One automatic backup; whether it succeeded (a library closed meanwhile is not a failure).
+fn run_scheduled(app: &AppHandle) -> bool {
+    let Some(opened) = app.state::<AppState>().current_opt() else { return true };
     tracing::info!("automatic backup starting");
     let result = backup_now(app, &opened.lib);
     match &result {
@@ -673,7 +667,7 @@ fn run_if_due(app: &AppHandle, last_failure: Option<u64>) -> Option<bool> {
         Err(e) => tracing::warn!(code = %e.code, "automatic backup failed: {}", e.message),
     }
     emit_backup_finished(app, &result, true);
-    Some(result.is_ok())
+    result.is_ok()
 }
 
 #[cfg(test)]

@@ -714,3 +714,53 @@ fn prune_preview_matches_the_prune_and_changes_nothing() {
     assert_eq!(removed, expected);
     assert_eq!(repo.snapshot_ids().unwrap(), preview.kept);
 }
+
+/// The real timer fires: with a short tick and a 1 s interval, snapshots appear on
+/// their own, one per interval, and none after the timer is dropped.
+#[test]
+fn the_schedule_timer_takes_snapshots_by_itself() {
+    use std::sync::{Arc, Mutex};
+    let f = Fixture::new();
+    f.write("Blueprints/personal/t.blueprint.yaml", &yaml("Timer"));
+    let last_success: Arc<Mutex<Option<u64>>> = Arc::default();
+    let (root, data, repo) = (f.root.clone(), f.data.clone(), f.repo());
+    let state = {
+        let last = last_success.clone();
+        move || {
+            Some(backup::ScheduleState {
+                interval: Some(1),
+                last_success: *last.lock().unwrap(),
+                last_failure: None,
+                retry_after: 60,
+            })
+        }
+    };
+    let run = {
+        let last = last_success.clone();
+        move || {
+            let mut o = OpenOptions::new(&root);
+            o.data_dir = Some(data.clone());
+            let Ok(lib) = Library::open(o) else { return false };
+            let ok = backup::backup(&lib, &BackupOptions { repo: Some(repo.clone()), ..Default::default() }).is_ok();
+            if ok {
+                *last.lock().unwrap() =
+                    Some(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
+            }
+            ok
+        }
+    };
+    let timer = backup::ScheduleTimer::spawn(Duration::from_millis(20), state, run).unwrap();
+    let count = || Repo::open(&f.repo()).map(|r| r.snapshot_ids().unwrap().len()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(timer);
+    let n = count();
+    assert!(n >= 2, "the timer took {n} snapshot(s) in 20 s");
+    // Not one per tick: the interval holds (20 ms ticks would make dozens); at most one
+    // backup was still running when the loop saw two.
+    assert!(n <= 3, "{n} snapshots: the interval was not respected");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count(), n, "a snapshot was taken after the timer was dropped");
+}

@@ -54,7 +54,7 @@ pub use credentials::{
 };
 pub use prune::{PrunePreview, PruneReport, Retention};
 pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
-pub use schedule::{ScheduleState, backup_due};
+pub use schedule::{ScheduleState, ScheduleTimer, backup_due};
 pub use verify::{Problem, VerifyReport};
 
 /// The repository format this build writes and reads. A repository with a higher

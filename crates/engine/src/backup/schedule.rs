@@ -32,6 +32,61 @@ pub fn backup_due(s: &ScheduleState, now: u64) -> bool {
     }
 }
 
+/// The automatic-backup timer: a thread that, every `tick`, reads the schedule
+/// (`state`: `None` while there is nothing to back up, e.g. no library open) and runs
+/// `run` (returns whether the backup succeeded) when [`backup_due`] says so. It
+/// remembers the last failure itself, for the retry delay. Stops when dropped.
+pub struct ScheduleTimer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ScheduleTimer {
+    pub fn spawn<S, R>(tick: std::time::Duration, state: S, mut run: R) -> std::io::Result<ScheduleTimer>
+    where
+        S: Fn() -> Option<ScheduleState> + Send + 'static,
+        R: FnMut() -> bool + Send + 'static,
+    {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new().name("backup-schedule".into()).spawn(move || {
+            let mut last_failure = None;
+            // Sleep in short steps so a stop is noticed quickly even with a long tick.
+            let step = tick.min(std::time::Duration::from_millis(100));
+            loop {
+                let mut slept = std::time::Duration::ZERO;
+                while slept < tick {
+                    if stopped.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(step);
+                    slept += step;
+                }
+                let Some(mut s) = state() else { continue };
+                s.last_failure = last_failure;
+                if backup_due(&s, unix_now()) {
+                    last_failure = if run() { None } else { Some(unix_now()) };
+                }
+            }
+        })?;
+        Ok(ScheduleTimer { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for ScheduleTimer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
