@@ -49,6 +49,7 @@ pub fn typescript() -> String {
         StoreKind, StoreChoice, CredentialInfo, MissingReference, CredentialList, KeyStatus,
         RecoverReport, RotateReport, AuditEntry, CredentialUse,
         SyncLinkArgs, SyncItemState, SyncStatusView, SyncDone, SyncProgress,
+        MigrateArgs, MigrateDone,
     );
     out.push_str(&crate::commands::typescript(cfg));
     out.push_str(&format!(

@@ -642,4 +642,12 @@ commands! {
         let handle = app.clone();
         with_lib(&app, move |o| crate::sync::verify(&handle, &o.lib)).await
     }
+
+    /// Copy the open library to another backend (a folder: a new library; a bucket: a new
+    /// team library), then check every file byte for byte. `dry_run`: only check what would
+    /// be copied, or why the target is refused. Progress as `sync-progress` events.
+    fn migrate_library(app, args: MigrateArgs) -> MigrateDone {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::migrate::migrate_library(&handle, &o.lib, &args)).await
+    }
 }

@@ -170,6 +170,66 @@ pub const SYNC_PROGRESS: &str = "sync-progress";
 /// [`SyncStatusView`]: the Team view and the status bar refresh from it.
 pub const SYNC_STATUS: &str = "sync-status";
 
+/// "Copy this library to another backend": where to (a folder path, `file:///DIR` or
+/// `s3://BUCKET[/PREFIX]`), and for a bucket how to reach it. The keys are used for this
+/// call only (empty: the environment's `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
+#[derive(Clone, Debug, Deserialize, TS)]
+pub struct MigrateArgs {
+    pub target: String,
+    /// For a bucket: S3 endpoints, http(s)://host:port (several nodes of one cluster).
+    pub endpoints: Vec<String>,
+    /// Empty for `us-east-1`.
+    pub region: String,
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Back the library up (to its backup folder) before copying.
+    pub backup_first: bool,
+    /// Only check: what would be copied, or why the target is refused; writes nothing.
+    pub dry_run: bool,
+}
+
+/// What a migration (or its check) found and did.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct MigrateDone {
+    /// `file:///DIR` or `s3://BUCKET[/PREFIX]`.
+    pub target: String,
+    pub blueprints: u64,
+    /// Blueprints that do not parse (copied as they are).
+    pub invalid: u64,
+    /// An earlier, interrupted attempt of this migration was found and continued.
+    pub resumed: bool,
+    /// Files (folder) or changes (bucket) written by this run.
+    pub copied: u64,
+    /// Files already in place from an earlier attempt (folder).
+    pub skipped: u64,
+    pub bytes: u64,
+    /// Blueprints checked byte for byte at the end (0 for a check).
+    pub verified: u64,
+    pub dry_run: bool,
+    /// The snapshot taken first, when asked.
+    pub backup: Option<String>,
+    pub millis: u64,
+}
+
+impl MigrateDone {
+    pub fn of(r: bpv_sync::migrate::MigrateToReport, backup: Option<String>) -> Self {
+        MigrateDone {
+            target: r.target,
+            blueprints: r.blueprints as u64,
+            invalid: r.invalid as u64,
+            resumed: r.resumed,
+            copied: r.copied as u64,
+            skipped: r.skipped as u64,
+            bytes: r.bytes,
+            verified: r.verified as u64,
+            dry_run: r.dry_run,
+            backup,
+            millis: r.millis,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

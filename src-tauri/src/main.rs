@@ -13,6 +13,7 @@ mod dto;
 mod dto_sync;
 mod dto_transfer;
 mod logging;
+mod migrate;
 mod state;
 mod sync;
 mod transfer;

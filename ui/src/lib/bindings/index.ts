@@ -548,6 +548,54 @@ export type SyncProgress = {
  */
 phase: string, done: number, total: number, };
 
+export type MigrateArgs = { target: string, 
+/**
+ * For a bucket: S3 endpoints, http(s)://host:port (several nodes of one cluster).
+ */
+endpoints: Array<string>, 
+/**
+ * Empty for `us-east-1`.
+ */
+region: string, path_style: boolean, access_key_id: string, secret_access_key: string, 
+/**
+ * Back the library up (to its backup folder) before copying.
+ */
+backup_first: boolean, 
+/**
+ * Only check: what would be copied, or why the target is refused; writes nothing.
+ */
+dry_run: boolean, };
+
+export type MigrateDone = { 
+/**
+ * `file:///DIR` or `s3://BUCKET[/PREFIX]`.
+ */
+target: string, blueprints: number, 
+/**
+ * Blueprints that do not parse (copied as they are).
+ */
+invalid: number, 
+/**
+ * An earlier, interrupted attempt of this migration was found and continued.
+ */
+resumed: boolean, 
+/**
+ * Files (folder) or changes (bucket) written by this run.
+ */
+copied: number, 
+/**
+ * Files already in place from an earlier attempt (folder).
+ */
+skipped: number, bytes: number, 
+/**
+ * Blueprints checked byte for byte at the end (0 for a check).
+ */
+verified: number, dry_run: boolean, 
+/**
+ * The snapshot taken first, when asked.
+ */
+backup: string | null, millis: number, };
+
 /** Every command: its arguments and what it resolves to. */
 export type Commands = {
   /**The open library, or null before the first open. */
@@ -664,6 +712,8 @@ export type Commands = {
   sync_cancel: { args: {  }; result: boolean };
   /**Check every blueprint is in the team library and here, byte for byte; resolves to how many were checked. */
   sync_verify: { args: {  }; result: number };
+  /**Copy the open library to another backend (a folder: a new library; a bucket: a new team library), then check every file byte for byte. `dry_run`: only check what would be copied, or why the target is refused. Progress as `sync-progress` events. */
+  migrate_library: { args: { args: MigrateArgs }; result: MigrateDone };
 };
 
 /** Every window event and its payload. */
