@@ -1,69 +1,18 @@
 //! `bpv sync` and `bpv migrate` through the real binary against a real 3-node Garage
 //! cluster (scripts/garage-cluster.sh; scripts/setup.sh installs garage).
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    env: BTreeMap<String, String>,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage-cluster.sh")
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir.path())
-            .env("GARAGE_WATCH_PID", std::process::id().to_string())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "garage-cluster.sh: {}", String::from_utf8_lossy(&out.stderr));
-        let env = std::fs::read_to_string(dir.path().join("cluster.env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-            .collect();
-        Cluster { dir, env }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).output();
-    }
-}
+mod common;
+use common::{Cluster, run_bpv};
 
 fn bpv(lib: &Path, data: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    bpv_env(lib, data, args, stdin, &[])
+    run_bpv(lib, data, args, stdin, &[])
 }
 
 fn bpv_env(lib: &Path, data: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bpv"))
-        .envs(env.iter().copied())
-        .arg("--library")
-        .arg(lib)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("BPV_SYNC_ACCESS_KEY_ID")
-        .env_remove("BPV_SYNC_SECRET_ACCESS_KEY")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    run_bpv(lib, data, args, stdin, env)
 }
 
 fn ok(o: Output) -> String {

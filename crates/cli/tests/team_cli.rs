@@ -5,81 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    env: BTreeMap<String, String>,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage-cluster.sh")
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir.path())
-            .env("GARAGE_WATCH_PID", std::process::id().to_string())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "garage-cluster.sh: {}", String::from_utf8_lossy(&out.stderr));
-        let env = std::fs::read_to_string(dir.path().join("cluster.env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-            .collect();
-        Cluster { dir, env }
-    }
-
-    /// The standard AWS variables holding the cluster's key.
-    fn aws(&self) -> Vec<(&str, &str)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID", self.env["ACCESS_KEY_ID"].as_str()),
-            ("AWS_SECRET_ACCESS_KEY", self.env["SECRET_ACCESS_KEY"].as_str()),
-        ]
-    }
-
-    fn endpoint_args(&self) -> Vec<String> {
-        self.env["ENDPOINTS"].split(',').flat_map(|e| ["--endpoint".to_owned(), e.to_owned()]).collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).output();
-    }
-}
-
-fn command(lib: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bpv"));
-    c.env_remove("BPV_SYNC_ACCESS_KEY_ID")
-        .env_remove("BPV_SYNC_SECRET_ACCESS_KEY")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .envs(env.iter().copied())
-        .arg("--library")
-        .arg(lib)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
-}
+mod common;
+use common::{Cluster, bpv_command as command, run_bpv};
 
 fn bpv(lib: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut child = command(lib, data, args, env).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"").unwrap();
-    child.wait_with_output().unwrap()
+    run_bpv(lib, data, args, b"", env)
 }
 
 fn ok(o: Output) -> Value {
