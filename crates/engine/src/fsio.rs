@@ -72,6 +72,27 @@ pub fn move_durable(from: &Path, to: &Path) -> Result<()> {
     }
 }
 
+/// Append `data` to `path` (created if missing) and fsync it: for logs that only grow.
+/// A crash or a full disk can leave the last record torn; readers of such a log must
+/// tolerate a torn tail (see `secrets::registry::parse_audit`).
+pub fn append_durable(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = parent_of(path)?;
+    ensure_dir(dir)?;
+    let (mut f, created) = match create_new(path) {
+        Ok(f) => (f, true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            (OpenOptions::new().append(true).open(path).map_err(|e| Error::io("cannot open", path, e))?, false)
+        }
+        Err(e) => return Err(Error::io("cannot create", path, e)),
+    };
+    write_all(&mut f, path, data).map_err(|e| Error::io("cannot write", path, e))?;
+    sync_file(&f, path).map_err(|e| Error::io("cannot flush to disk", path, e))?;
+    if created {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Remove a file and make the removal durable. Absent files are `NotFound`.
 pub fn remove_durable(path: &Path) -> Result<()> {
     match remove_file(path) {

@@ -412,3 +412,29 @@ fn a_power_loss_during_restore_trash_or_prune_leaves_before_or_after() {
     }
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }
+
+#[test]
+fn an_audit_entry_written_after_a_torn_line_stays_readable() {
+    let f = Fixture::new();
+    let lib = f.open();
+    let secrets = f.secrets(&lib);
+    secrets.set_credential("one", b"first value").unwrap();
+    let log = walkdir::WalkDir::new(&f.dir)
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_name() == "audit.log")
+        .map(|e| e.into_path())
+        .unwrap();
+    // What a crash or a full disk in the middle of an append leaves behind.
+    let mut torn = fs::read(&log).unwrap();
+    torn.extend_from_slice(br#"{"time":"2026-11-23T1"#);
+    fs::write(&log, &torn).unwrap();
+    secrets.set_credential("two", b"second value").unwrap();
+    let entries = secrets.audit_log().unwrap();
+    let seen: Vec<(&str, Option<&str>)> = entries.iter().map(|e| (e.action.as_str(), e.name.as_deref())).collect();
+    assert_eq!(
+        seen,
+        [("credential-set", Some("one")), ("unreadable-line", None), ("credential-set", Some("two"))],
+        "{entries:#?}"
+    );
+}

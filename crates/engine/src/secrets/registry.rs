@@ -2,7 +2,7 @@
 //! library's private area. Values never come here: they live only in the store.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -87,6 +87,50 @@ pub struct AuditEntry {
     pub pid: u32,
 }
 
+/// The audit log's entries, oldest first. A line that cannot be read (a write cut short by
+/// a crash or a full disk, or a damaged file) becomes an `unreadable-line` entry in its
+/// place — shown, never silently dropped, and never hiding the entries after it.
+pub fn parse_audit(text: &str) -> Vec<AuditEntry> {
+    let mut out: Vec<AuditEntry> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(entry) => out.push(entry),
+            Err(_) => {
+                let time = out.last().map(|e| e.time.clone()).unwrap_or_default();
+                out.push(AuditEntry {
+                    time,
+                    action: "unreadable-line".into(),
+                    name: None,
+                    detail: Some(format!(
+                        "a line of the audit log could not be read ({} bytes): a write cut short by a crash or a full disk, or damage",
+                        line.len()
+                    )),
+                    store: String::new(),
+                    pid: 0,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether the file at `path` is non-empty and does not end with a newline.
+fn ends_torn(path: &Path) -> Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io("cannot open the audit log", path, e)),
+    };
+    let len = f.metadata().map_err(|e| Error::io("cannot read", path, e))?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::End(-1)).and_then(|_| f.read_exact(&mut last)).map_err(|e| Error::io("cannot read", path, e))?;
+    Ok(last[0] != b'\n')
+}
+
 /// Names: letters, digits, `_`, `-`, `.`; 1–64 long, starting with a letter or digit —
 /// the same names `${secret:NAME}` can reference.
 pub fn check_name(name: &str) -> Result<()> {
@@ -162,16 +206,13 @@ impl Secrets {
             store: self.choice.store.name().to_owned(),
             pid: std::process::id(),
         };
-        let mut line = serde_json::to_vec(&entry).map_err(|e| Error::Corrupt(e.to_string()))?;
-        line.push(b'\n');
         let path = self.dir.join(AUDIT_FILE);
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io("cannot open the audit log", &path, e))?;
-        f.write_all(&line).map_err(|e| Error::io("cannot write the audit log", &path, e))?;
-        f.sync_data().map_err(|e| Error::io("cannot flush the audit log", &path, e))
+        // After a torn last line (a crash or a full disk mid-append) start on a new line,
+        // so this entry is not glued to the fragment and stays readable.
+        let mut line = if ends_torn(&path)? { vec![b'\n'] } else { Vec::new() };
+        line.extend(serde_json::to_vec(&entry).map_err(|e| Error::Corrupt(e.to_string()))?);
+        line.push(b'\n');
+        fsio::append_durable(&path, &line)
     }
 
     /// The audit log, oldest first.
@@ -182,10 +223,7 @@ impl Secrets {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io("cannot read", &path, e)),
         };
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).map_err(|e| Error::Corrupt(format!("{}: {e}", path.display()))))
-            .collect()
+        Ok(parse_audit(&text))
     }
 
     /// Store (or replace) a credential's value.
@@ -330,6 +368,17 @@ mod tests {
         let text =
             b"a: ${secret:openai}\nb: \"${secret:slack.token} ${secret:openai}\"\nc: ${secret:bad name}\nd: ${secret:";
         assert_eq!(secret_references(text), vec!["openai".to_owned(), "slack.token".to_owned()]);
+    }
+
+    #[test]
+    fn a_torn_audit_line_is_shown_in_its_place_and_hides_nothing_after_it() {
+        let good =
+            |action: &str| format!(r#"{{"time":"2026-01-01T00:00:00Z","action":"{action}","store":"file","pid":1}}"#);
+        let text = format!("{}\n{{\"time\":\"2026-01\n{}\n", good("credential-set"), good("credential-reveal"));
+        let entries = parse_audit(&text);
+        let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["credential-set", "unreadable-line", "credential-reveal"]);
+        assert!(parse_audit("").is_empty());
     }
 
     #[test]
