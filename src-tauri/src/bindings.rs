@@ -45,7 +45,7 @@ pub fn typescript() -> String {
         Operation, OperationProgress, BackupFinished, ImportClass, ImportItem, ImportError, ImportCounts,
         ImportPlanView, ConflictChoice, ItemDecision, RenamedItem, ImportSummary, ExportScope, SecretFinding,
         ExportPreview, ExportDone, BackupSchedule, BackupSettingsView, SnapshotRow, SnapshotFile, SnapshotProblem,
-        VerifyResult, BackupDone, RestoreDone,
+        VerifyResult, BackupDone, RestoreDone, RetentionSettings, PrunePreviewView, PruneDone,
         StoreKind, StoreChoice, CredentialInfo, MissingReference, CredentialList, KeyStatus,
         RecoverReport, RotateReport, AuditEntry, CredentialUse,
         SyncLinkArgs, SyncItemState, SyncStatusView, SyncDone, SyncProgress,

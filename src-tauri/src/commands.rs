@@ -484,20 +484,70 @@ commands! {
     /// a library); `partial` restores what is intact of a damaged snapshot.
     fn restore_snapshot_to(app, id: String, to: String, partial: bool) -> RestoreDone {
         let handle = app.clone();
-        with_lib(&app, move |o| crate::transfer::restore_to(&handle, &o.lib, &id, &to, partial)).await
+        with_lib(&app, move |o| crate::transfer::restore_to(&handle, &o.lib, &id, &to, partial, None)).await
     }
 
     /// Restore a whole snapshot over the open library (the library as it is now is backed
     /// up first: `before` names that snapshot, to undo the restore).
     fn restore_snapshot_in_place(app, id: String, partial: bool) -> RestoreDone {
         let handle = app.clone();
-        let done = tauri::async_runtime::spawn_blocking(move || crate::transfer::restore_in_place(&handle, &id, partial))
+        let done = tauri::async_runtime::spawn_blocking(move || crate::transfer::restore_in_place(&handle, &id, partial, None))
             .await
             .map_err(IpcError::internal)??;
         emit(&app, LibraryEventKind::Opened, Vec::new());
         // Reopened by the restore itself: its periodic team-library sync starts again.
         crate::sync::start_timer(&app);
         Ok(done)
+    }
+
+    /// Back up now with the credential values sealed under `passphrase` (≥ 8 characters;
+    /// restoring them needs it). Otherwise as `backup_now`.
+    fn backup_now_with_credentials(app, passphrase: String) -> BackupDone {
+        let handle = app.clone();
+        let result =
+            with_lib(&app, move |o| crate::transfer::backup_now_sealing(&handle, &o.lib, Some(&passphrase))).await;
+        crate::transfer::emit_backup_finished(&app, &result, false);
+        result
+    }
+
+    /// `restore_snapshot_to`, and the snapshot's credential values into the restored
+    /// library's store. A wrong passphrase is refused before anything is restored.
+    fn restore_snapshot_to_with_credentials(app, id: String, to: String, partial: bool, passphrase: String) -> RestoreDone {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::restore_to(&handle, &o.lib, &id, &to, partial, Some(&passphrase))).await
+    }
+
+    /// `restore_snapshot_in_place`, and the snapshot's credential values into the store. A
+    /// wrong passphrase is refused before the library is touched.
+    fn restore_snapshot_in_place_with_credentials(app, id: String, partial: bool, passphrase: String) -> RestoreDone {
+        let handle = app.clone();
+        let done = tauri::async_runtime::spawn_blocking(move || {
+            crate::transfer::restore_in_place(&handle, &id, partial, Some(&passphrase))
+        })
+        .await
+        .map_err(IpcError::internal)??;
+        emit(&app, LibraryEventKind::Opened, Vec::new());
+        crate::sync::start_timer(&app);
+        Ok(done)
+    }
+
+    /// Save what Prune keeps (with the other backup settings).
+    fn set_backup_retention(app, retention: RetentionSettings) -> BackupSettingsView {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::set_backup_retention(&handle, &o.lib, retention)).await
+    }
+
+    /// What a prune with `retention` would keep and forget (dates, sizes); changes nothing.
+    fn prune_preview(app, retention: RetentionSettings) -> PrunePreviewView {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::prune_preview(&handle, &o.lib, retention)).await
+    }
+
+    /// Save `retention`, forget the snapshots it does not keep and free the space only they
+    /// used. Progress as `operation-progress` (op `prune`).
+    fn prune_backups(app, retention: RetentionSettings) -> PruneDone {
+        let handle = app.clone();
+        with_lib(&app, move |o| crate::transfer::prune_now(&handle, &o.lib, retention)).await
     }
 
     /// The library's credentials (names and metadata, never values), where they are kept

@@ -17,6 +17,7 @@ pub enum Operation {
     Backup,
     Verify,
     Restore,
+    Prune,
 }
 
 /// Emitted as the `operation-progress` window event while an operation runs.
@@ -298,6 +299,8 @@ pub struct BackupSettingsView {
     pub schedule: BackupSchedule,
     /// Unix seconds of the last successful backup the app made (any trigger).
     pub last_backup: Option<u64>,
+    /// What Prune keeps.
+    pub retention: RetentionSettings,
 }
 
 /// One line of the snapshot list.
@@ -419,6 +422,8 @@ pub struct RestoreDone {
     /// For a restore over the library: the snapshot taken of it just before (restore that
     /// one to undo).
     pub before: Option<String>,
+    /// The credentials whose values were restored (when asked for, with the passphrase).
+    pub credentials: Vec<String>,
 }
 
 impl From<&backup::RestoreReport> for RestoreDone {
@@ -431,6 +436,68 @@ impl From<&backup::RestoreReport> for RestoreDone {
             not_restored: r.not_restored.iter().map(SnapshotProblem::from).collect(),
             millis: r.millis,
             before: r.before.clone(),
+            credentials: Vec::new(),
+        }
+    }
+}
+
+/// Which snapshots a prune keeps: the union of the rules set (at least one is needed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RetentionSettings {
+    /// The newest N snapshots.
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    /// The newest snapshot of each of the last N days that have one.
+    #[serde(default)]
+    pub keep_daily: Option<u32>,
+    /// The newest snapshot of each of the last N ISO weeks that have one.
+    #[serde(default)]
+    pub keep_weekly: Option<u32>,
+}
+
+impl RetentionSettings {
+    /// The engine's policy; a 0 counts as not set (keeping none by a rule is no rule).
+    pub fn policy(&self) -> backup::Retention {
+        let n = |v: Option<u32>| v.filter(|n| *n > 0).map(|n| n as usize);
+        backup::Retention {
+            keep_last: n(self.keep_last),
+            keep_daily: n(self.keep_daily),
+            keep_weekly: n(self.keep_weekly),
+        }
+    }
+}
+
+/// What a prune with a retention policy would keep and forget (nothing changed yet).
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PrunePreviewView {
+    /// Newest first.
+    pub kept: Vec<SnapshotRow>,
+    /// Newest first: the snapshots Prune now would forget.
+    pub removed: Vec<SnapshotRow>,
+    pub warnings: Vec<String>,
+}
+
+/// What a prune did.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct PruneDone {
+    pub kept: u64,
+    /// The snapshots forgotten.
+    pub removed: Vec<String>,
+    pub objects_removed: u64,
+    pub bytes_freed: u64,
+    pub warnings: Vec<String>,
+    pub millis: u64,
+}
+
+impl From<&backup::PruneReport> for PruneDone {
+    fn from(r: &backup::PruneReport) -> Self {
+        PruneDone {
+            kept: r.kept.len() as u64,
+            removed: r.removed.clone(),
+            objects_removed: r.objects_removed,
+            bytes_freed: r.bytes_freed,
+            warnings: r.warnings.clone(),
+            millis: r.millis,
         }
     }
 }

@@ -109,6 +109,7 @@ fn op_name(op: Operation) -> &'static str {
         Operation::Backup => "a backup",
         Operation::Verify => "a verification",
         Operation::Restore => "a restore",
+        Operation::Prune => "a prune",
     }
 }
 
@@ -359,6 +360,8 @@ struct BackupSettings {
     schedule: BackupSchedule,
     #[serde(default)]
     last_backup: Option<u64>,
+    #[serde(default)]
+    retention: RetentionSettings,
 }
 
 fn settings_file(app: &AppHandle) -> PathBuf {
@@ -408,6 +411,7 @@ fn view_of(lib: &Library, s: &BackupSettings) -> BackupSettingsView {
         default_location: Repo::default_location(lib).to_string_lossy().into_owned(),
         schedule: s.schedule,
         last_backup: s.last_backup,
+        retention: s.retention,
     }
 }
 
@@ -458,16 +462,27 @@ fn open_repo(app: &AppHandle, lib: &Library) -> Result<Option<Repo>, IpcError> {
 
 /// Back up the library, then verify the new snapshot.
 pub fn backup_now(app: &AppHandle, lib: &Library) -> Result<BackupDone, IpcError> {
+    backup_now_sealing(app, lib, None)
+}
+
+/// [`backup_now`]; with `passphrase`, the credential values go into the snapshot sealed
+/// under it (checked, ≥ 8 characters, before anything is written).
+pub fn backup_now_sealing(app: &AppHandle, lib: &Library, passphrase: Option<&str>) -> Result<BackupDone, IpcError> {
+    let sealed = match passphrase {
+        Some(p) => Some(backup::seal_secrets(lib, &crate::creds::open(lib)?, p.as_bytes(), None)?),
+        None => None,
+    };
     let st = state(app);
     let cancel = backup::CancelToken::new();
     let _running = st.start(Operation::Backup, Cancel::Backup(cancel.clone()))?;
     let progress = Progress::new(app, Operation::Backup);
     let tick = |p: backup::Progress| progress.backup(p);
     let repo = repo_location(lib, &load_settings(app));
-    let report = backup::backup(
-        lib,
-        &BackupOptions { repo: Some(repo.clone()), progress: Some(&tick), cancel: cancel.clone() },
-    )?;
+    let opts = BackupOptions { repo: Some(repo.clone()), progress: Some(&tick), cancel: cancel.clone() };
+    let report = match &sealed {
+        Some(sealed) => backup::backup_with_secrets(lib, &opts, sealed)?,
+        None => backup::backup(lib, &opts)?,
+    };
     let verify = Repo::open(&repo)?.verify(&report.id, Some(&tick), &cancel)?;
     change_settings(app, |s| s.last_backup = Some(unix_now()))?;
     Ok(BackupDone {
@@ -515,9 +530,21 @@ pub fn restore_file(app: &AppHandle, lib: &Library, id: &str, path: &str) -> Res
 
 /// Restore a whole snapshot into `to` (a new or empty folder): the library files, and
 /// its trash and history into that folder's private area, so it opens as a library.
-pub fn restore_to(app: &AppHandle, lib: &Library, id: &str, to: &str, partial: bool) -> Result<RestoreDone, IpcError> {
+pub fn restore_to(
+    app: &AppHandle,
+    lib: &Library,
+    id: &str,
+    to: &str,
+    partial: bool,
+    passphrase: Option<&str>,
+) -> Result<RestoreDone, IpcError> {
     let repo = existing_repo(app, lib)?;
     let dir = restore_target(lib, to)?;
+    // The passphrase is checked (the values opened) before anything is restored.
+    let unsealed = match passphrase {
+        Some(p) => Some(backup::unseal_secrets(&repo, id, p.as_bytes())?),
+        None => None,
+    };
     let st = state(app);
     let cancel = backup::CancelToken::new();
     let _running = st.start(Operation::Restore, Cancel::Backup(cancel.clone()))?;
@@ -525,18 +552,40 @@ pub fn restore_to(app: &AppHandle, lib: &Library, id: &str, to: &str, partial: b
     let tick = |p: backup::Progress| progress.backup(p);
     let data_dir = app.state::<AppState>().data_dir.clone();
     let opts = backup::RestoreOptions { partial, progress: Some(&tick), cancel };
-    restore_snapshot(&repo, &data_dir, id, &dir, &opts)
+    let mut done = restore_snapshot(&repo, &data_dir, id, &dir, &opts)?;
+    if let Some(unsealed) = unsealed {
+        let restored = Library::open(bpv_engine::library::OpenOptions {
+            root: dir.clone(),
+            data_dir: Some(data_dir),
+            create: false,
+            reconcile: false,
+        })?;
+        done.credentials = unsealed.store_into(&crate::creds::open(&restored)?)?;
+    }
+    Ok(done)
 }
 
 /// Restore snapshot `id` over the open library: the engine snapshots the library as it is
 /// first (so this restore can itself be undone), stages the restore beside it and swaps it
 /// in. The library is closed for the swap — its watcher would follow the folder being
 /// moved aside — and opened again afterwards, whether the restore worked or not.
-pub fn restore_in_place(app: &AppHandle, id: &str, partial: bool) -> Result<RestoreDone, IpcError> {
+pub fn restore_in_place(
+    app: &AppHandle,
+    id: &str,
+    partial: bool,
+    passphrase: Option<&str>,
+) -> Result<RestoreDone, IpcError> {
     let app_state = app.state::<AppState>();
     let opened = app_state.current()?;
     let root = opened.lib.root().to_path_buf();
-    let repo_path = existing_repo(app, &opened.lib)?.root().to_path_buf();
+    let repo = existing_repo(app, &opened.lib)?;
+    let repo_path = repo.root().to_path_buf();
+    // A wrong passphrase is refused here, before the library is touched.
+    let unsealed = match passphrase {
+        Some(p) => Some(backup::unseal_secrets(&repo, id, p.as_bytes())?),
+        None => None,
+    };
+    drop(repo);
     drop(opened);
     let st = state(app);
     let cancel = backup::CancelToken::new();
@@ -555,7 +604,12 @@ pub fn restore_in_place(app: &AppHandle, id: &str, partial: bool) -> Result<Rest
     let reopened = reopen(app, &root);
     let report = restored?;
     reopened?;
-    Ok(RestoreDone::from(&report))
+    let mut done = RestoreDone::from(&report);
+    if let Some(unsealed) = unsealed {
+        let lib = &app_state.current()?.lib;
+        done.credentials = unsealed.store_into(&crate::creds::open(lib)?)?;
+    }
+    Ok(done)
 }
 
 /// Open `root` again after a restore; a command still finishing with the old handle holds
@@ -609,6 +663,80 @@ fn restore_snapshot(
         let _ = std::fs::remove_dir(dir);
     }
     result
+}
+
+// ---- prune ----
+
+/// Keep `retention` with the other backup settings (what Preview and Prune now use).
+pub fn set_backup_retention(
+    app: &AppHandle,
+    lib: &Library,
+    retention: RetentionSettings,
+) -> Result<BackupSettingsView, IpcError> {
+    let s = change_settings(app, |s| s.retention = retention)?;
+    Ok(view_of(lib, &s))
+}
+
+/// What a prune with `retention` would keep and forget, with dates and sizes; nothing changes.
+pub fn prune_preview(
+    app: &AppHandle,
+    lib: &Library,
+    retention: RetentionSettings,
+) -> Result<PrunePreviewView, IpcError> {
+    let policy = policy_of(retention)?;
+    let repo = existing_repo(app, lib)?;
+    let preview = repo.prune_preview(&policy)?;
+    let rows: HashMap<String, SnapshotRow> =
+        repo.snapshots()?.iter().map(|s| (s.id.clone(), SnapshotRow::from(s))).collect();
+    Ok(preview_view(&preview, &rows))
+}
+
+/// The engine's policy, refused in the app's words when no rule is set (the engine's
+/// refusal names CLI flags).
+fn policy_of(retention: RetentionSettings) -> Result<backup::Retention, IpcError> {
+    let policy = retention.policy();
+    if policy.keep_last.is_none() && policy.keep_daily.is_none() && policy.keep_weekly.is_none() {
+        return Err(IpcError::new(
+            "invalid_argument",
+            "say what to keep: the last N backups, one a day for N days and/or one a week for N weeks",
+        ));
+    }
+    Ok(policy)
+}
+
+/// The preview's ids as snapshot rows (an id the list lacks gets an empty row).
+fn preview_view(preview: &backup::PrunePreview, rows: &HashMap<String, SnapshotRow>) -> PrunePreviewView {
+    let row = |id: &String| {
+        rows.get(id).cloned().unwrap_or_else(|| SnapshotRow {
+            id: id.clone(),
+            created: String::new(),
+            library: String::new(),
+            files: 0,
+            bytes: 0,
+            new_bytes: 0,
+        })
+    };
+    PrunePreviewView {
+        kept: preview.kept.iter().map(row).collect(),
+        removed: preview.removed.iter().map(row).collect(),
+        warnings: preview.warnings.clone(),
+    }
+}
+
+/// Forget the snapshots `retention` does not keep, then free what no snapshot uses. The
+/// policy is saved first (the one the user confirmed is the one in the settings).
+pub fn prune_now(app: &AppHandle, lib: &Library, retention: RetentionSettings) -> Result<PruneDone, IpcError> {
+    let policy = policy_of(retention)?;
+    let repo = existing_repo(app, lib)?;
+    let st = state(app);
+    // The engine's prune cannot be stopped part-way; the token only marks it running.
+    let _running = st.start(Operation::Prune, Cancel::Backup(backup::CancelToken::new()))?;
+    change_settings(app, |s| s.retention = retention)?;
+    let progress = Progress::new(app, Operation::Prune);
+    progress.send("prune", 0, 1, true);
+    let report = repo.prune(&policy)?;
+    progress.send("prune", 1, 1, true);
+    Ok(PruneDone::from(&report))
 }
 
 // ---- the automatic schedule ----
@@ -796,6 +924,42 @@ mod tests {
         let err = restore_snapshot(&repo, &tmp.path().join("data"), "nope", &gone, &Default::default()).unwrap_err();
         assert_eq!(err.code, "not_found", "{}", err.message);
         assert!(!gone.exists());
+    }
+
+    #[test]
+    fn the_prune_preview_lists_snapshots_with_dates_and_sizes_and_settings_keep_retention() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        let repo_dir = tmp.path().join("repo");
+        let opts = BackupOptions { repo: Some(repo_dir.clone()), ..Default::default() };
+        let older = backup::backup(&lib, &opts).unwrap();
+        // Snapshot ids and dates have one-second resolution.
+        std::thread::sleep(Duration::from_millis(1100));
+        let newer = backup::backup(&lib, &opts).unwrap();
+        let repo = Repo::open(&repo_dir).unwrap();
+        let rows: HashMap<String, SnapshotRow> =
+            repo.snapshots().unwrap().iter().map(|s| (s.id.clone(), SnapshotRow::from(s))).collect();
+        let keep_last_one = RetentionSettings { keep_last: Some(1), ..Default::default() };
+        let view = preview_view(&repo.prune_preview(&keep_last_one.policy()).unwrap(), &rows);
+        assert_eq!(view.kept.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec![newer.id.as_str()]);
+        assert_eq!(view.removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec![older.id.as_str()]);
+        assert_eq!(view.removed[0].files, older.files);
+        assert!(!view.removed[0].created.is_empty());
+        assert_eq!(repo.snapshots().unwrap().len(), 2, "a preview changes nothing");
+
+        // 0 is no rule; no rule at all is the engine's refusal.
+        let none = RetentionSettings { keep_last: Some(0), ..Default::default() };
+        assert!(none.policy().keep_last.is_none());
+        let err = policy_of(none).unwrap_err();
+        assert_eq!(err.code, "invalid_argument", "{}", err.message);
+        assert!(repo.prune_preview(&none.policy()).is_err(), "the engine refuses it too");
+
+        // Saved with the other settings; older files without it still load.
+        let saved: BackupSettings =
+            serde_json::from_str(r#"{"schedule":"off","retention":{"keep_last":3,"keep_weekly":4}}"#).unwrap();
+        assert_eq!(saved.retention, RetentionSettings { keep_last: Some(3), keep_daily: None, keep_weekly: Some(4) });
+        let old: BackupSettings = serde_json::from_str(r#"{"schedule":"daily"}"#).unwrap();
+        assert_eq!(old.retention, RetentionSettings::default());
     }
 
     #[test]

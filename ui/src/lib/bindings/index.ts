@@ -231,7 +231,7 @@ export type LibraryEvent = { kind: LibraryEventKind,
  */
 paths: Array<string>, };
 
-export type Operation = "import" | "export" | "backup" | "verify" | "restore";
+export type Operation = "import" | "export" | "backup" | "verify" | "restore" | "prune";
 
 export type OperationProgress = { op: Operation, 
 /**
@@ -358,7 +358,11 @@ effective_location: string, default_location: string, schedule: BackupSchedule,
 /**
  * Unix seconds of the last successful backup the app made (any trigger).
  */
-last_backup: number | null, };
+last_backup: number | null, 
+/**
+ * What Prune keeps.
+ */
+retention: RetentionSettings, };
 
 export type SnapshotRow = { id: string, 
 /**
@@ -399,7 +403,41 @@ not_restored: Array<SnapshotProblem>, millis: number,
  * For a restore over the library: the snapshot taken of it just before (restore that
  * one to undo).
  */
-before: string | null, };
+before: string | null, 
+/**
+ * The credentials whose values were restored (when asked for, with the passphrase).
+ */
+credentials: Array<string>, };
+
+export type RetentionSettings = { 
+/**
+ * The newest N snapshots.
+ */
+keep_last: number | null, 
+/**
+ * The newest snapshot of each of the last N days that have one.
+ */
+keep_daily: number | null, 
+/**
+ * The newest snapshot of each of the last N ISO weeks that have one.
+ */
+keep_weekly: number | null, };
+
+export type PrunePreviewView = { 
+/**
+ * Newest first.
+ */
+kept: Array<SnapshotRow>, 
+/**
+ * Newest first: the snapshots Prune now would forget.
+ */
+removed: Array<SnapshotRow>, warnings: Array<string>, };
+
+export type PruneDone = { kept: number, 
+/**
+ * The snapshots forgotten.
+ */
+removed: Array<string>, objects_removed: number, bytes_freed: number, warnings: Array<string>, millis: number, };
 
 export type StoreKind = "secret-service" | "keyutils" | "file" | "macos-keychain" | "windows-credential-manager";
 
@@ -674,6 +712,18 @@ export type Commands = {
   restore_snapshot_to: { args: { id: string; to: string; partial: boolean }; result: RestoreDone };
   /**Restore a whole snapshot over the open library (the library as it is now is backed up first: `before` names that snapshot, to undo the restore). */
   restore_snapshot_in_place: { args: { id: string; partial: boolean }; result: RestoreDone };
+  /**Back up now with the credential values sealed under `passphrase` (≥ 8 characters; restoring them needs it). Otherwise as `backup_now`. */
+  backup_now_with_credentials: { args: { passphrase: string }; result: BackupDone };
+  /**`restore_snapshot_to`, and the snapshot's credential values into the restored library's store. A wrong passphrase is refused before anything is restored. */
+  restore_snapshot_to_with_credentials: { args: { id: string; to: string; partial: boolean; passphrase: string }; result: RestoreDone };
+  /**`restore_snapshot_in_place`, and the snapshot's credential values into the store. A wrong passphrase is refused before the library is touched. */
+  restore_snapshot_in_place_with_credentials: { args: { id: string; partial: boolean; passphrase: string }; result: RestoreDone };
+  /**Save what Prune keeps (with the other backup settings). */
+  set_backup_retention: { args: { retention: RetentionSettings }; result: BackupSettingsView };
+  /**What a prune with `retention` would keep and forget (dates, sizes); changes nothing. */
+  prune_preview: { args: { retention: RetentionSettings }; result: PrunePreviewView };
+  /**Save `retention`, forget the snapshots it does not keep and free the space only they used. Progress as `operation-progress` (op `prune`). */
+  prune_backups: { args: { retention: RetentionSettings }; result: PruneDone };
   /**The library's credentials (names and metadata, never values), where they are kept and why, and references to credentials that do not exist. */
   credentials: { args: {  }; result: CredentialList };
   /**Store or replace a credential's value in the keychain. */
