@@ -120,6 +120,7 @@ describe('the migration wizard', () => {
     const err = await screen.findByTestId('migrate-error');
     expect(err.dataset.code).toBe('invalid_argument');
     expect(err).toHaveTextContent('is not empty');
+    expect(err.textContent).not.toContain('sync configuration');
     expect(err).toHaveTextContent('choose an empty folder');
     expect(screen.getByTestId('migrate-copy')).toBeDisabled();
 
