@@ -111,11 +111,14 @@ impl AppState {
         // Another library: the current one's periodic sync stops with it.
         self.sync.stop();
         let start = Instant::now();
+        // No reconcile here: the watcher started below catches up with outside changes in
+        // its first rescan and reports them, so the first page shows from the index at once
+        // (a full walk is most of an open at 100k). Without a watcher we reconcile below.
         let lib = Library::open(OpenOptions {
             root: root.to_path_buf(),
             data_dir: Some(self.data_dir.clone()),
             create: true,
-            reconcile: true,
+            reconcile: false,
         })?;
         let lock_path = lib.area().join(APP_LOCK);
         let lock = File::options()
@@ -143,6 +146,7 @@ impl AppState {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!("cannot watch the library folder: {e}");
+                lib.reconcile()?;
                 None
             }
         };

@@ -386,3 +386,49 @@ async fn run_restore(app: &App, world: &World, keep: &Path, gone: &Path) -> Res<
     .await?;
     Ok(())
 }
+
+/// Changes made while the app was closed are in the list after the next start: the app
+/// shows the index's first page at once and its watcher's first rescan catches up.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the built app, tauri-driver, WebKitWebDriver and a display: run scripts/e2e.sh"]
+async fn changes_made_while_closed_show_after_the_next_start() -> Res<()> {
+    let world = World::new()?;
+    let dir = world.library().join("Blueprints/personal");
+    std::fs::create_dir_all(&dir)?;
+    for name in ["keep", "edit", "gone"] {
+        std::fs::write(dir.join(format!("{name}.blueprint.yaml")), format!("name: {name} flow\nnodes: []\n"))?;
+    }
+    let app = App::launch(&world).await?;
+    app.until("the three rows", T, "return document.querySelectorAll('[data-testid=blueprint-row]').length === 3")
+        .await?;
+    app.close().await?;
+
+    // While the app is closed: an edit, a delete and a new blueprint in a new folder.
+    std::fs::write(dir.join("edit.blueprint.yaml"), "name: edit flow\ndescription: zebracorn handover\nnodes: []\n")?;
+    std::fs::remove_file(dir.join("gone.blueprint.yaml"))?;
+    std::fs::create_dir_all(dir.join("new folder"))?;
+    std::fs::write(dir.join("new folder/added.blueprint.yaml"), "name: added flow\nnodes: []\n")?;
+
+    let app = App::launch(&world).await?;
+    let result = async {
+        let rows = "return [...document.querySelectorAll('[data-testid=blueprint-row]')].map(r => r.dataset.path).sort().join(',')";
+        let want = "Blueprints/personal/edit.blueprint.yaml,Blueprints/personal/keep.blueprint.yaml,Blueprints/personal/new folder/added.blueprint.yaml";
+        app.until("the rows as on disk", T, &format!("const r = (() => {{ {rows} }})(); return r === '{want}' && r"))
+            .await?;
+        app.type_into("input[type=search]", "zebracorn").await?;
+        app.until(
+            "the edited text to be found",
+            T,
+            "const r = [...document.querySelectorAll('[data-testid=blueprint-row]')]; return r.length === 1 && r[0].dataset.path === 'Blueprints/personal/edit.blueprint.yaml'",
+        )
+        .await?;
+        app.screenshot("live-05-changed-while-closed").await?;
+        Res::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = app.screenshot("live-closed-failure").await;
+    }
+    app.close().await?;
+    result
+}
