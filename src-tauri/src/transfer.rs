@@ -540,11 +540,6 @@ pub fn restore_to(
 ) -> Result<RestoreDone, IpcError> {
     let repo = existing_repo(app, lib)?;
     let dir = restore_target(lib, to)?;
-    // The passphrase is checked (the values opened) before anything is restored.
-    let unsealed = match passphrase {
-        Some(p) => Some(backup::unseal_secrets(&repo, id, p.as_bytes())?),
-        None => None,
-    };
     let st = state(app);
     let cancel = backup::CancelToken::new();
     let _running = st.start(Operation::Restore, Cancel::Backup(cancel.clone()))?;
@@ -552,15 +547,37 @@ pub fn restore_to(
     let tick = |p: backup::Progress| progress.backup(p);
     let data_dir = app.state::<AppState>().data_dir.clone();
     let opts = backup::RestoreOptions { partial, progress: Some(&tick), cancel };
-    let mut done = restore_snapshot(&repo, &data_dir, id, &dir, &opts)?;
+    restore_snapshot_with_credentials(&repo, &data_dir, id, &dir, &opts, passphrase, &crate::creds::open)
+}
+
+/// The store a library's credential values go to (the app's chooses; tests use a file).
+type SecretsOf<'a> = &'a dyn Fn(&Library) -> Result<bpv_engine::secrets::Secrets, IpcError>;
+
+/// [`restore_snapshot`], and with `passphrase` the snapshot's credential values into the
+/// restored library's store. The passphrase is checked (the values opened) before
+/// anything is restored: a wrong one leaves no folder and stores nothing.
+fn restore_snapshot_with_credentials(
+    repo: &Repo,
+    data_dir: &Path,
+    id: &str,
+    dir: &Path,
+    opts: &backup::RestoreOptions<'_>,
+    passphrase: Option<&str>,
+    secrets_of: SecretsOf<'_>,
+) -> Result<RestoreDone, IpcError> {
+    let unsealed = match passphrase {
+        Some(p) => Some(backup::unseal_secrets(repo, id, p.as_bytes())?),
+        None => None,
+    };
+    let mut done = restore_snapshot(repo, data_dir, id, dir, opts)?;
     if let Some(unsealed) = unsealed {
         let restored = Library::open(bpv_engine::library::OpenOptions {
-            root: dir.clone(),
-            data_dir: Some(data_dir),
+            root: dir.to_path_buf(),
+            data_dir: Some(data_dir.to_path_buf()),
             create: false,
             reconcile: false,
         })?;
-        done.credentials = unsealed.store_into(&crate::creds::open(&restored)?)?;
+        done.credentials = unsealed.store_into(&secrets_of(&restored)?)?;
     }
     Ok(done)
 }
@@ -960,6 +977,64 @@ mod tests {
         assert_eq!(saved.retention, RetentionSettings { keep_last: Some(3), keep_daily: None, keep_weekly: Some(4) });
         let old: BackupSettings = serde_json::from_str(r#"{"schedule":"daily"}"#).unwrap();
         assert_eq!(old.retention, RetentionSettings::default());
+    }
+
+    /// A wrong passphrase restores nothing (no folder); the right one restores the files
+    /// and puts the values into the restored library's own store.
+    #[test]
+    fn a_snapshot_with_credentials_restores_them_only_with_its_passphrase() {
+        use bpv_engine::secrets::crypto::KdfParams;
+        use bpv_engine::secrets::{FileStore, Secrets};
+        let kdf = || KdfParams { memory_kib: 8 * 1024, iterations: 1, ..KdfParams::fresh() };
+        let secrets_of = |lib: &Library| -> Result<Secrets, IpcError> {
+            let store = FileStore::new(Secrets::credential_file(lib), b"file store passphrase")?.with_kdf(kdf());
+            Ok(Secrets::with_store(lib, Box::new(store), "test"))
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        secrets_of(&lib).unwrap().set_credential("crm-token", b"tok-123-very-secret").unwrap();
+        let repo_dir = tmp.path().join("repo");
+        let sealed = backup::seal_secrets(&lib, &secrets_of(&lib).unwrap(), b"correct horse", Some(kdf())).unwrap();
+        let opts = BackupOptions { repo: Some(repo_dir.clone()), ..Default::default() };
+        let report = backup::backup_with_secrets(&lib, &opts, &sealed).unwrap();
+        let repo = Repo::open(&repo_dir).unwrap();
+        let data = tmp.path().join("data");
+
+        let to = tmp.path().join("restored");
+        let wrong = restore_snapshot_with_credentials(
+            &repo,
+            &data,
+            &report.id,
+            &to,
+            &Default::default(),
+            Some("wrong horse"),
+            &secrets_of,
+        )
+        .unwrap_err();
+        assert_eq!(wrong.code, "wrong_key", "{}", wrong.message);
+        assert!(!to.exists(), "a refused passphrase restored something");
+
+        let done = restore_snapshot_with_credentials(
+            &repo,
+            &data,
+            &report.id,
+            &to,
+            &Default::default(),
+            Some("correct horse"),
+            &secrets_of,
+        )
+        .unwrap();
+        assert_eq!(done.credentials, vec!["crm-token".to_owned()]);
+        assert_eq!(files(&to), files(lib.root()));
+        let restored = Library::open(OpenOptions {
+            root: to.clone(),
+            data_dir: Some(data.clone()),
+            create: false,
+            reconcile: false,
+        })
+        .unwrap();
+        let value = secrets_of(&restored).unwrap().credential_value("crm-token", true).unwrap();
+        assert_eq!(&value[..], b"tok-123-very-secret");
     }
 
     #[test]
