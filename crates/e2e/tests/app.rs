@@ -515,6 +515,49 @@ async fn backup_flow(app: &App, world: &World) -> Res<()> {
     )
     .await?;
     app.screenshot("backup-04-restored").await?;
+
+    // Prune (keep the last 1): a second backup, the preview names the first as going, then
+    // Prune now leaves one snapshot, in the list and on disk.
+    app.click("[data-testid=backups-button]").await?;
+    app.until("the backups view", T, "return !!document.querySelector('[data-testid=backups-view]')").await?;
+    app.click("[data-testid=backup-now]").await?;
+    let second = app
+        .until(
+            "the second backup",
+            T,
+            &format!(
+                "const r = document.querySelector('[data-testid=backup-result]'); return r && r.dataset.id !== {} && r.dataset.id",
+                serde_json::to_string(&id)?
+            ),
+        )
+        .await?;
+    let second = second.as_str().ok_or("no second snapshot id")?.to_owned();
+    app.until("two snapshots", T, "return document.querySelectorAll('[data-testid=snapshot]').length === 2").await?;
+    app.type_into("[data-testid=prune-keep-last]", "1").await?;
+    app.click("[data-testid=prune-preview]").await?;
+    let going = app
+        .until(
+            "the prune preview",
+            T,
+            "const r = [...document.querySelectorAll('[data-testid=prune-removed-row]')]; return r.length > 0 && r.map(e => e.dataset.id).join(',')",
+        )
+        .await?;
+    assert_eq!(going.as_str(), Some(id.as_str()), "the older snapshot is the one going");
+    let kept = app
+        .js("return [...document.querySelectorAll('[data-testid=prune-kept-row]')].map(e => e.dataset.id).join(',')")
+        .await?;
+    assert_eq!(kept.as_str(), Some(second.as_str()));
+    app.screenshot("backup-05-prune-preview").await?;
+    // The confirmation is the webview's own dialog: accepted from the page.
+    app.js("window.confirm = () => true; return true").await?;
+    app.click("[data-testid=prune-now]").await?;
+    app.until("the prune result", T, "return !!document.querySelector('[data-testid=prune-result]')").await?;
+    app.until("one snapshot", T, "return document.querySelectorAll('[data-testid=snapshot]').length === 1").await?;
+    let left = app.js("return document.querySelector('[data-testid=snapshot]').dataset.id").await?;
+    assert_eq!(left.as_str(), Some(second.as_str()));
+    let on_disk: Vec<_> = walk_names(&world.data_dir(), ".json").into_iter().filter(|p| p.contains(&id)).collect();
+    assert!(on_disk.is_empty(), "the pruned snapshot is gone from disk: {on_disk:?}");
+    app.screenshot("backup-06-pruned").await?;
     Ok(())
 }
 
