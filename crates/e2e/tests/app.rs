@@ -558,6 +558,28 @@ async fn backup_flow(app: &App, world: &World) -> Res<()> {
     let on_disk: Vec<_> = walk_names(&world.data_dir(), ".json").into_iter().filter(|p| p.contains(&id)).collect();
     assert!(on_disk.is_empty(), "the pruned snapshot is gone from disk: {on_disk:?}");
     app.screenshot("backup-06-pruned").await?;
+
+    // Credentials in a backup: sealed under a passphrase typed twice; restoring that
+    // snapshot asks for it, and a wrong one is refused with nothing restored.
+    app.click("[data-testid=backup-with-credentials]").await?;
+    app.type_into("[data-testid=backup-passphrase]", "correct horse").await?;
+    app.type_into("[data-testid=backup-passphrase-again]", "correct horse").await?;
+    app.click("[data-testid=backup-now]").await?;
+    app.until("the sealed backup", T, "return !!document.querySelector('[data-testid=backup-sealed]')").await?;
+    app.until("the restore passphrase", T, "return !!document.querySelector('[data-testid=restore-passphrase]')")
+        .await?;
+    app.type_into("[data-testid=restore-passphrase]", "wrong horse").await?;
+    let before = std::fs::read(&file)?;
+    app.click("[data-testid=restore-here]").await?;
+    app.until(
+        "the refusal",
+        T,
+        "return !!document.querySelector('[data-testid=backups-view]') && document.body.textContent.includes('passphrase is wrong')",
+    )
+    .await?;
+    assert!(app.js("return !document.querySelector('[data-testid=restore-result]')").await?.as_bool() == Some(true));
+    assert_eq!(std::fs::read(&file)?, before, "a refused restore changed the library");
+    app.screenshot("backup-07-wrong-passphrase").await?;
     Ok(())
 }
 
