@@ -216,7 +216,7 @@ async fn run(app: &App, world: &World, cluster: &Cluster, other: &Other) -> Res<
         )
         .await?;
     let done = done.as_str().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(done.contains("Verified 1 of 1 blueprints, byte for byte"), "{done}");
+    assert!(done.contains("Verified 1 of 1 blueprint, byte for byte"), "{done}");
     app.js("document.querySelector('[data-testid=migrate-done]').scrollIntoView({ block: 'center' })").await?;
     app.screenshot("team-02b-copied-to-bucket").await?;
     let leaked: Vec<String> = walk(&world.data_dir())
