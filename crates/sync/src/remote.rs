@@ -186,21 +186,7 @@ impl Remote {
 
     /// Keys under `folder` (relative to the prefix), sorted.
     pub async fn list(&self, folder: &str) -> Result<Vec<String>> {
-        let location = self.location(folder);
-        let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
-        let metas = self
-            .attempt(&format!("listing {folder}"), |s| {
-                let location = location.clone();
-                async move { s.list(Some(&location)).try_collect::<Vec<_>>().await }
-            })
-            .await?
-            .unwrap_or_default();
-        let mut keys: Vec<String> = metas
-            .into_iter()
-            .filter_map(|m| m.location.as_ref().strip_prefix(strip.as_str()).map(str::to_owned))
-            .collect();
-        keys.sort();
-        Ok(keys)
+        Ok(self.list_meta(folder).await?.into_iter().map(|o| o.key).collect())
     }
 
     /// Objects under `folder` with their store-side modification time and size, sorted by
