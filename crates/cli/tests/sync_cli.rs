@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{Cluster, run_bpv};
+use common::{Garage, run_bpv};
 
 fn bpv(lib: &Path, data: &Path, args: &[&str], stdin: &[u8]) -> Output {
     run_bpv(lib, data, args, stdin, &[])
@@ -27,12 +27,12 @@ fn ok(o: Output) -> String {
 
 #[test]
 fn two_libraries_sync_through_the_cli() {
-    let c = Cluster::start();
+    let c = Garage::start();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let endpoints: Vec<String> = c.env["ENDPOINTS"].split(',').map(str::to_owned).collect();
-    let secret = format!("{}\n", c.env["SECRET_ACCESS_KEY"]);
+    let endpoints = c.endpoints.clone();
+    let secret = format!("{}\n", c.creds.secret_access_key);
     // `b` links with VISION.md's `remote set`, `a` with `sync link`: the same link.
     for (lib, link) in [(&a, ["sync", "link"]), (&b, ["remote", "set"])] {
         ok(bpv(lib, &data, &["init"], b""));
@@ -40,7 +40,7 @@ fn two_libraries_sync_through_the_cli() {
         for e in &endpoints {
             args.extend(["--endpoint", e.as_str()]);
         }
-        args.extend(["--access-key-id", c.env["ACCESS_KEY_ID"].as_str()]);
+        args.extend(["--access-key-id", c.creds.access_key_id.as_str()]);
         let linked: serde_json::Value = serde_json::from_str(&ok(bpv(lib, &data, &args, secret.as_bytes()))).unwrap();
         assert_eq!(linked["linked"], true);
     }
@@ -76,16 +76,16 @@ fn two_libraries_sync_through_the_cli() {
 
 #[test]
 fn keys_can_come_from_a_keychain_credential() {
-    let c = Cluster::start();
+    let c = Garage::start();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let lib = tmp.path().join("lib");
     // The sealed-file credential store (works on any machine, no desktop keyring needed).
     let env = [("BPV_CREDENTIAL_STORE", "file"), ("BPV_CREDENTIALS_PASSPHRASE", "a long test passphrase")];
     ok(bpv_env(&lib, &data, &["init"], b"", &env));
-    let value = format!("{}:{}", c.env["ACCESS_KEY_ID"], c.env["SECRET_ACCESS_KEY"]);
+    let value = format!("{}:{}", c.creds.access_key_id, c.creds.secret_access_key);
     ok(bpv_env(&lib, &data, &["creds", "set", "team-sync"], value.as_bytes(), &env));
-    let endpoint = c.env["ENDPOINTS"].split(',').next().unwrap().to_owned();
+    let endpoint = c.endpoints[0].clone();
     let args = [
         "sync",
         "link",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{Cluster, bpv_command as command, run_bpv};
+use common::{Garage, bpv_command as command, run_bpv};
 
 fn bpv(lib: &Path, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     run_bpv(lib, data, args, b"", env)
@@ -72,7 +72,7 @@ fn blueprint_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn remote_set_with_aws_keys_sync_contract_and_gc() {
-    let c = Cluster::start();
+    let c = Garage::start();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
@@ -139,7 +139,7 @@ fn remote_set_with_aws_keys_sync_contract_and_gc() {
 
     // `migrate --to s3://…` with the keys in a keychain credential (the sealed-file store).
     let store = [("BPV_CREDENTIAL_STORE", "file"), ("BPV_CREDENTIALS_PASSPHRASE", "a long test passphrase")];
-    let value = format!("{}:{}", c.env["ACCESS_KEY_ID"], c.env["SECRET_ACCESS_KEY"]);
+    let value = format!("{}:{}", c.creds.access_key_id, c.creds.secret_access_key);
     let mut child = command(&a, &data, &["creds", "set", "migration-keys"], &store).spawn().unwrap();
     child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
@@ -209,7 +209,7 @@ fn migrate_to_a_folder_validates_resumes_and_verifies() {
 
 #[test]
 fn migrate_to_a_bucket_resumes_after_a_kill_and_can_be_linked() {
-    let c = Cluster::start();
+    let c = Garage::start();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let lib = tmp.path().join("lib");

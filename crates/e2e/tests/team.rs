@@ -6,7 +6,6 @@
 //! conflict in the app (Team view, status bar, the copy's badge).
 //! Ignored by a plain `cargo test`; scripts/e2e.sh runs it under Xvfb.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -20,45 +19,11 @@ const SHARED_YAML: &str = "id: onboarding-flow\nname: Onboarding\nnodes:\n  - id
 const SHARED_EDITED: &str = "id: onboarding-flow\nname: Onboarding\nnodes:\n  - id: welcome\n    type: email\n  - id: call\n    type: calendar\n";
 const LOCAL: &str = "Blueprints/personal/mine.blueprint.yaml";
 
-/// A running Garage cluster, stopped when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-    env: BTreeMap<String, String>,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage-cluster.sh")
-}
-
-impl Cluster {
-    fn start() -> Res<Cluster> {
-        let dir = tempfile::tempdir()?;
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir.path())
-            .env("GARAGE_WATCH_PID", std::process::id().to_string())
-            .output()?;
-        if !out.status.success() {
-            return Err(format!("garage-cluster.sh start: {}", String::from_utf8_lossy(&out.stderr)).into());
-        }
-        let env = std::fs::read_to_string(dir.path().join("cluster.env"))?
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-            .collect();
-        Ok(Cluster { dir, env })
-    }
-
-    fn endpoints(&self) -> Vec<String> {
-        self.env["ENDPOINTS"].split(',').map(str::to_owned).collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).output();
-    }
-}
+// The Garage cluster of bpv-sync's tests, shared by path rather than copied.
+#[allow(dead_code)]
+#[path = "../../sync/tests/common/garage.rs"]
+mod garage;
+use garage::Garage;
 
 /// The other member's library, driven with the `bpv` CLI built beside the app.
 struct Other {
@@ -104,7 +69,7 @@ impl Other {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the built app and bpv, garage, tauri-driver, WebKitWebDriver and a display: run scripts/e2e.sh"]
 async fn team_library_sync_in_the_app() -> Res<()> {
-    let cluster = Cluster::start()?;
+    let cluster = Garage::start();
     let world = World::new()?;
     let mine = world.library().join(LOCAL);
     std::fs::create_dir_all(mine.parent().ok_or("no parent")?)?;
@@ -123,11 +88,11 @@ fn js_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-async fn run(app: &App, world: &World, cluster: &Cluster, other: &Other) -> Res<()> {
-    let endpoints = cluster.endpoints();
-    let key_id = cluster.env["ACCESS_KEY_ID"].clone();
-    let secret = cluster.env["SECRET_ACCESS_KEY"].clone();
-    let bucket = cluster.env["BUCKET"].clone();
+async fn run(app: &App, world: &World, cluster: &Garage, other: &Other) -> Res<()> {
+    let endpoints = cluster.endpoints.clone();
+    let key_id = cluster.creds.access_key_id.clone();
+    let secret = cluster.creds.secret_access_key.clone();
+    let bucket = cluster.bucket.clone();
 
     // 1. Link the app's library in the Team view: wrong keys are refused first.
     app.until("the sidebar", T, "return !!document.querySelector('[data-testid=nav-team]')").await?;

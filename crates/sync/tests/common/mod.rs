@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bpv_engine::library::{BlueprintSave, Library, OpenOptions};
 use bpv_sync::{Credentials, LinkConfig, Remote, Syncer};
@@ -112,73 +111,13 @@ pub fn converge(devices: &[&Device]) {
     }
 }
 
-// ---- Garage ---------------------------------------------------------------------
+// ---- Garage ----------------------------------------------------------------------
 
-/// A running 3-node Garage cluster (stopped when dropped).
-pub struct Garage {
-    pub dir: TempDir,
-    pub endpoints: Vec<String>,
-    pub bucket: String,
-    pub creds: Credentials,
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/garage-cluster.sh")
-}
+mod garage;
+pub use garage::Garage;
 
 impl Garage {
-    pub fn start() -> Garage {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("bash")
-            .arg(script())
-            .arg("start")
-            .arg(dir.path())
-            .env("GARAGE_WATCH_PID", std::process::id().to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "garage-cluster.sh start failed (is garage installed? scripts/setup.sh installs it):\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env: BTreeMap<String, String> = std::fs::read_to_string(dir.path().join("cluster.env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-            .collect();
-        Garage {
-            endpoints: env["ENDPOINTS"].split(',').map(str::to_owned).collect(),
-            bucket: env["BUCKET"].clone(),
-            creds: Credentials {
-                access_key_id: env["ACCESS_KEY_ID"].clone(),
-                secret_access_key: env["SECRET_ACCESS_KEY"].clone(),
-            },
-            dir,
-        }
-    }
-
-    fn node(&self, action: &str, n: usize) {
-        let out =
-            Command::new("bash").arg(script()).arg(action).arg(self.dir.path()).arg(n.to_string()).output().unwrap();
-        assert!(out.status.success(), "{action} node {n}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    pub fn kill(&self, n: usize) {
-        self.node("kill", n);
-    }
-
-    pub fn restart(&self, n: usize) {
-        self.node("restart", n);
-    }
-
     pub fn device(&self, name: &str, prefix: &str) -> Device {
         Device::linked(name, self.endpoints.clone(), &self.bucket, prefix, &self.creds)
-    }
-}
-
-impl Drop for Garage {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).output();
     }
 }
