@@ -2,15 +2,18 @@
 //! snapshots are removed first; then the live set is computed from ALL remaining
 //! manifests; only then are unreferenced objects removed. A crash at any point leaves
 //! every kept snapshot whole (at worst some orphan objects remain for the next prune).
+//! A cancel is checked only between those steps, so it leaves the same guarantee (and,
+//! before the first manifest is removed, an unchanged repository).
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::{DateTime, Datelike};
 use serde::Serialize;
 
-use super::{Repo, pack};
+use super::{CancelToken, ProgressFn, Repo, pack, report};
 use crate::error::{Error, Result};
 use crate::fsio;
 
@@ -64,13 +67,34 @@ impl Repo {
 
     /// Forget snapshots outside `policy`, then remove objects no snapshot references.
     pub fn prune(&self, policy: &Retention) -> Result<PruneReport> {
-        self.prune_with_hook(policy, &mut |_| Ok(()))
+        self.prune_with_progress(policy, None, &CancelToken::new())
+    }
+
+    /// [`Repo::prune`] with progress and a cancel switch (the arguments of
+    /// [`Repo::verify`]). Phases, each with its total known before it starts: `forget`
+    /// (per manifest removed), `scan` (per remaining manifest read for the live set),
+    /// `objects` (per loose object examined), `packs` (per pack examined). `cancel` is
+    /// checked between steps; a cancelled prune fails with `cancelled` and leaves the
+    /// repository as a crash at that point would (every kept snapshot whole, maybe some
+    /// orphans for the next prune); cancelled before the first manifest goes, nothing
+    /// has changed.
+    pub fn prune_with_progress(
+        &self,
+        policy: &Retention,
+        progress: Option<ProgressFn<'_>>,
+        cancel: &CancelToken,
+    ) -> Result<PruneReport> {
+        self.prune_run(policy, &mut Steps { progress, cancel, hook: &mut |_| Ok(()) })
     }
 
     /// `prune` with a hook called after each step (`manifest`, `object`); tests use it
     /// to simulate a crash part-way.
     pub fn prune_with_hook(&self, policy: &Retention, hook: &mut dyn FnMut(&str) -> Result<()>) -> Result<PruneReport> {
-        let result = self.prune_inner(policy, hook);
+        self.prune_run(policy, &mut Steps { progress: None, cancel: &CancelToken::new(), hook })
+    }
+
+    fn prune_run(&self, policy: &Retention, steps: &mut Steps<'_, '_>) -> Result<PruneReport> {
+        let result = self.prune_inner(policy, steps);
         // Packs may have been rewritten, even by a prune that stopped part-way.
         self.reload_packs();
         result
@@ -123,68 +147,36 @@ impl Repo {
         Ok(Selection { kept, removed, warnings })
     }
 
-    fn prune_inner(&self, policy: &Retention, hook: &mut dyn FnMut(&str) -> Result<()>) -> Result<PruneReport> {
+    fn prune_inner(&self, policy: &Retention, steps: &mut Steps<'_, '_>) -> Result<PruneReport> {
         check_policy(policy)?;
         let start = Instant::now();
         let _lock = self.lock()?;
         let Selection { kept, removed, mut warnings } = self.select(policy)?;
 
-        // 1. Forget snapshots (manifests first).
-        for id in &removed {
+        // 1. Forget snapshots (manifests first). A cancel before the first removal
+        // leaves the repository untouched.
+        let total = removed.len() as u64;
+        report(steps.progress, "forget", 0, total);
+        for (i, id) in removed.iter().enumerate() {
+            steps.cancel.check()?;
             match fsio::remove_durable(&self.manifest_path(id)) {
                 Ok(()) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
-            hook("manifest")?;
+            (steps.hook)("manifest")?;
+            report(steps.progress, "forget", i as u64 + 1, total);
         }
         // 2. The live set, from every manifest that remains.
-        let mut live: HashSet<String> = HashSet::new();
-        let mut complete = true;
-        for id in self.snapshot_ids()? {
-            match self.load_manifest(&id) {
-                Ok((m, _)) => live.extend(m.entries.into_iter().map(|e| e.hash)),
-                Err(_) => complete = false,
-            }
-        }
-        // 3. Unreferenced objects (and stale temp files).
+        let (live, complete) = self.live_objects(steps.progress, steps.cancel)?;
+        // 3. Unreferenced objects (and stale temp files), loose then packed.
         let (mut objects_removed, mut bytes_freed) = (0u64, 0u64);
         if !complete {
             warnings.push("a snapshot cannot be read, so no object was removed (nothing it may need is lost)".into());
         } else {
-            let objects = self.root.join("objects");
-            let dirs = match fs::read_dir(&objects) {
-                Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect(),
-                Err(_) => Vec::new(),
-            };
-            for dir in dirs {
-                let prefix = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let Ok(rd) = fs::read_dir(&dir) else { continue };
-                let mut touched = false;
-                for e in rd.filter_map(|e| e.ok()) {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let path = e.path();
-                    if fsio::is_temp_name(&name) {
-                        fsio::remove_if_stale_temp(&path);
-                        continue;
-                    }
-                    let Some(rest) = name.strip_suffix(".zst") else { continue };
-                    if live.contains(&format!("{prefix}{rest}")) {
-                        continue;
-                    }
-                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                    fsio::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
-                    objects_removed += 1;
-                    bytes_freed += size;
-                    touched = true;
-                    hook("object")?;
-                }
-                if touched {
-                    fsio::fsync_dir(&dir)?;
-                }
-            }
-        }
-        if complete {
-            let (n, b) = self.prune_packs(&live, &mut warnings, hook)?;
+            let (n, b) = self.prune_loose(&live, steps)?;
+            objects_removed += n;
+            bytes_freed += b;
+            let (n, b) = self.prune_packs(&live, &mut warnings, steps)?;
             objects_removed += n;
             bytes_freed += b;
         }
@@ -199,75 +191,177 @@ impl Repo {
             millis: start.elapsed().as_millis() as u64,
         })
     }
-}
 
-impl Repo {
+    /// The objects every remaining manifest references, and whether every manifest
+    /// could be read (when one cannot, nothing may be removed: it may need anything).
+    /// The one place that decides what is live.
+    fn live_objects(&self, progress: Option<ProgressFn<'_>>, cancel: &CancelToken) -> Result<(HashSet<String>, bool)> {
+        let ids = self.snapshot_ids()?;
+        let total = ids.len() as u64;
+        report(progress, "scan", 0, total);
+        let mut live: HashSet<String> = HashSet::new();
+        let mut complete = true;
+        for (i, id) in ids.iter().enumerate() {
+            cancel.check()?;
+            match self.load_manifest(id) {
+                Ok((m, _)) => live.extend(m.entries.into_iter().map(|e| e.hash)),
+                Err(_) => complete = false,
+            }
+            report(progress, "scan", i as u64 + 1, total);
+        }
+        Ok((live, complete))
+    }
+
+    /// Loose objects no manifest references (and stale temp files). Returns (objects,
+    /// bytes) freed.
+    fn prune_loose(&self, live: &HashSet<String>, steps: &mut Steps<'_, '_>) -> Result<(u64, u64)> {
+        // Listed first so the phase's total is known before it starts.
+        let mut files: Vec<(PathBuf, String, String)> = Vec::new();
+        for dir in fs::read_dir(self.root.join("objects")).into_iter().flatten().flatten() {
+            let dir = dir.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            let prefix = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                files.push((dir.clone(), prefix.clone(), e.file_name().to_string_lossy().into_owned()));
+            }
+        }
+        let total = files.len() as u64;
+        report(steps.progress, "objects", 0, total);
+        let (mut objects, mut bytes) = (0u64, 0u64);
+        let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut result = Ok(());
+        for (i, (dir, prefix, name)) in files.iter().enumerate() {
+            if let Err(e) = steps.cancel.check() {
+                result = Err(e);
+                break;
+            }
+            let path = dir.join(name);
+            if fsio::is_temp_name(name) {
+                fsio::remove_if_stale_temp(&path);
+            } else if let Some(rest) = name.strip_suffix(".zst")
+                && !live.contains(&format!("{prefix}{rest}"))
+            {
+                let size = fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if let Err(err) = fsio::remove_file(&path) {
+                    result = Err(Error::io("cannot remove", &path, err));
+                    break;
+                }
+                objects += 1;
+                bytes += size;
+                touched.insert(dir.clone());
+                if let Err(e) = (steps.hook)("object") {
+                    result = Err(e);
+                    break;
+                }
+            }
+            report(steps.progress, "objects", i as u64 + 1, total);
+        }
+        // The removals made so far reach the disk even when stopped part-way (a
+        // cancel is not a crash: what it reports as done is done).
+        for dir in &touched {
+            let synced = fsio::fsync_dir(dir);
+            if result.is_ok() {
+                result = synced;
+            }
+        }
+        result.map(|()| (objects, bytes))
+    }
+
     /// Packs: keep whole-live ones, delete dead ones, rewrite mixed ones (the new pack
     /// is flushed to disk before the old one is removed). Returns (objects, bytes) freed.
     fn prune_packs(
         &self,
         live: &HashSet<String>,
         warnings: &mut Vec<String>,
-        hook: &mut dyn FnMut(&str) -> Result<()>,
+        steps: &mut Steps<'_, '_>,
     ) -> Result<(u64, u64)> {
         let dir = self.packs_dir();
         let names: Vec<String> = match fs::read_dir(&dir) {
             Ok(rd) => rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect(),
-            Err(_) => return Ok((0, 0)),
+            Err(_) => Vec::new(),
         };
+        let total = names.len() as u64;
+        report(steps.progress, "packs", 0, total);
         let (mut objects, mut bytes) = (0u64, 0u64);
-        for name in names {
-            let path = dir.join(&name);
-            if fsio::is_temp_name(&name) {
-                fsio::remove_if_stale_temp(&path);
-                continue;
+        for (i, name) in names.iter().enumerate() {
+            // Between packs only: a pack is rewritten, flushed and its old copy
+            // removed as one step.
+            steps.cancel.check()?;
+            if let Some((n, b)) = self.prune_pack(&dir, name, live, warnings)? {
+                objects += n;
+                bytes += b;
+                (steps.hook)("object")?;
             }
-            if !name.ends_with(".pack") {
-                continue;
-            }
-            let entries = match pack::read_index(&path) {
-                Ok(e) => e,
-                Err(why) => {
-                    warnings.push(format!("pack {name} is kept: {why}"));
-                    continue;
-                }
-            };
-            let alive: Vec<&(String, u64, u64)> = entries.iter().filter(|(h, _, _)| live.contains(h)).collect();
-            if alive.len() == entries.len() {
-                continue;
-            }
-            let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let mut copied = 0u64;
-            if !alive.is_empty() {
-                let mut w = pack::PackWriter::create(&dir)?;
-                for (hash, offset, len) in &alive {
-                    let loc = pack::Loc { pack: std::sync::Arc::from(name.as_str()), offset: *offset, len: *len };
-                    match pack::read_frame(&dir, &loc) {
-                        Ok(frame) => {
-                            if let Err(e) = w.add(hash, &frame) {
-                                w.abandon();
-                                return Err(e);
-                            }
-                            copied += *len;
-                        }
-                        Err(why) => {
-                            w.abandon();
-                            return Err(Error::Corrupt(format!(
-                                "pack {name} cannot be read ({why}); nothing was removed from it"
-                            )));
-                        }
-                    }
-                }
-                w.finish()?; // fsynced and named before the old pack goes
-            }
-            fsio::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
-            fsio::fsync_dir(&dir)?;
-            objects += (entries.len() - alive.len()) as u64;
-            bytes += size.saturating_sub(copied);
-            hook("object")?;
+            report(steps.progress, "packs", i as u64 + 1, total);
         }
         Ok((objects, bytes))
     }
+
+    /// One pack; `Some((objects, bytes))` freed when it was removed or rewritten.
+    fn prune_pack(
+        &self,
+        dir: &Path,
+        name: &str,
+        live: &HashSet<String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Option<(u64, u64)>> {
+        let path = dir.join(name);
+        if fsio::is_temp_name(name) {
+            fsio::remove_if_stale_temp(&path);
+            return Ok(None);
+        }
+        if !name.ends_with(".pack") {
+            return Ok(None);
+        }
+        let entries = match pack::read_index(&path) {
+            Ok(e) => e,
+            Err(why) => {
+                warnings.push(format!("pack {name} is kept: {why}"));
+                return Ok(None);
+            }
+        };
+        let alive: Vec<&(String, u64, u64)> = entries.iter().filter(|(h, _, _)| live.contains(h)).collect();
+        if alive.len() == entries.len() {
+            return Ok(None);
+        }
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut copied = 0u64;
+        if !alive.is_empty() {
+            let mut w = pack::PackWriter::create(dir)?;
+            for (hash, offset, len) in &alive {
+                let loc = pack::Loc { pack: std::sync::Arc::from(name), offset: *offset, len: *len };
+                match pack::read_frame(dir, &loc) {
+                    Ok(frame) => {
+                        if let Err(e) = w.add(hash, &frame) {
+                            w.abandon();
+                            return Err(e);
+                        }
+                        copied += *len;
+                    }
+                    Err(why) => {
+                        w.abandon();
+                        return Err(Error::Corrupt(format!(
+                            "pack {name} cannot be read ({why}); nothing was removed from it"
+                        )));
+                    }
+                }
+            }
+            w.finish()?; // fsynced and named before the old pack goes
+        }
+        fsio::remove_file(&path).map_err(|err| Error::io("cannot remove", &path, err))?;
+        fsio::fsync_dir(dir)?;
+        Ok(Some(((entries.len() - alive.len()) as u64, size.saturating_sub(copied))))
+    }
+}
+
+/// What a running prune reports to and answers to.
+struct Steps<'a, 'h> {
+    progress: Option<ProgressFn<'a>>,
+    cancel: &'a CancelToken,
+    /// Called after each step (tests: a crash part-way).
+    hook: &'h mut dyn FnMut(&str) -> Result<()>,
 }
 
 fn check_policy(policy: &Retention) -> Result<()> {
