@@ -746,13 +746,14 @@ pub fn prune_now(app: &AppHandle, lib: &Library, retention: RetentionSettings) -
     let policy = policy_of(retention)?;
     let repo = existing_repo(app, lib)?;
     let st = state(app);
-    // The engine's prune cannot be stopped part-way; the token only marks it running.
-    let _running = st.start(Operation::Prune, Cancel::Backup(backup::CancelToken::new()))?;
+    // `cancel_operation` stops it between steps; a cancelled prune keeps every kept
+    // snapshot whole (the engine's guarantee) and answers `cancelled`.
+    let cancel = backup::CancelToken::new();
+    let _running = st.start(Operation::Prune, Cancel::Backup(cancel.clone()))?;
     change_settings(app, |s| s.retention = retention)?;
     let progress = Progress::new(app, Operation::Prune);
-    progress.send("prune", 0, 1, true);
-    let report = repo.prune(&policy)?;
-    progress.send("prune", 1, 1, true);
+    let tick = |p: backup::Progress| progress.backup(p);
+    let report = repo.prune_with_progress(&policy, Some(&tick), &cancel)?;
     Ok(PruneDone::from(&report))
 }
 
