@@ -155,6 +155,9 @@ impl Repo {
 
         // 1. Forget snapshots (manifests first). A cancel before the first removal
         // leaves the repository untouched.
+        // Each phase checks the switch before its first report, so nothing is reported
+        // after a cancel.
+        steps.cancel.check()?;
         let total = removed.len() as u64;
         report(steps.progress, "forget", 0, total);
         for (i, id) in removed.iter().enumerate() {
@@ -196,6 +199,7 @@ impl Repo {
     /// could be read (when one cannot, nothing may be removed: it may need anything).
     /// The one place that decides what is live.
     fn live_objects(&self, progress: Option<ProgressFn<'_>>, cancel: &CancelToken) -> Result<(HashSet<String>, bool)> {
+        cancel.check()?;
         let ids = self.snapshot_ids()?;
         let total = ids.len() as u64;
         report(progress, "scan", 0, total);
@@ -215,6 +219,7 @@ impl Repo {
     /// Loose objects no manifest references (and stale temp files). Returns (objects,
     /// bytes) freed.
     fn prune_loose(&self, live: &HashSet<String>, steps: &mut Steps<'_, '_>) -> Result<(u64, u64)> {
+        steps.cancel.check()?;
         // Listed first so the phase's total is known before it starts.
         let mut files: Vec<(PathBuf, String, String)> = Vec::new();
         for dir in fs::read_dir(self.root.join("objects")).into_iter().flatten().flatten() {
@@ -277,6 +282,7 @@ impl Repo {
         warnings: &mut Vec<String>,
         steps: &mut Steps<'_, '_>,
     ) -> Result<(u64, u64)> {
+        steps.cancel.check()?;
         let dir = self.packs_dir();
         let names: Vec<String> = match fs::read_dir(&dir) {
             Ok(rd) => rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect(),
