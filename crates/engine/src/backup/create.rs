@@ -15,17 +15,18 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::chunks::{ChunkRef, Fingerprint};
 use super::{
-    CancelToken, DATA_FOLDERS, Entry, MANIFEST_FORMAT, Manifest, ProgressFn, Repo, Source, by_path, mode_of,
-    now_rfc3339, read_stable, report,
+    CancelToken, DATA_FOLDERS, Entry, MANIFEST_FORMAT, Manifest, ProgressFn, Repo, Source, mode_of, now_rfc3339,
+    read_stable, report,
 };
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -98,149 +99,346 @@ fn backup_impl(
     opts.cancel.check()?;
     super::report(opts.progress, "scan", 0, 0);
 
-    let mut skipped = Vec::new();
     let repo_canon = fs::canonicalize(repo.root()).unwrap_or_else(|_| repo.root().to_path_buf());
-    let walk = Walk { exclude: &repo_canon, skipped: Mutex::new(Vec::new()) };
-    let mut files = walk.folder(lib.root(), lib.root(), Source::Library)?;
-    for folder in DATA_FOLDERS {
-        let dir = lib.area().join(folder);
-        if dir.is_dir() {
-            files.extend(walk.folder(lib.area(), &dir, Source::Data)?);
-        }
-    }
-    for rel in super::DATA_FILES {
-        let abs = lib.area().join(rel);
-        if let Ok(meta) = fs::symlink_metadata(&abs)
-            && meta.is_file()
-        {
-            files.push(Candidate { source: Source::Data, rel: (*rel).to_owned(), abs, meta });
-        }
-    }
-    skipped.extend(walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner()));
-    opts.cancel.check()?;
-
     let library = lib.root().to_string_lossy().into_owned();
     let parent = latest_of(&repo, &library);
-    let parent_entries = parent.as_ref().map(|m| by_path(&m.entries)).unwrap_or_default();
-    // Only entries that were already old when the parent's scan began are trusted.
-    let trusted_before = parent.as_ref().map(|m| m.started.saturating_sub(super::RACY_WINDOW_NS)).unwrap_or(0);
-    // Built on the first file that has to be read (an unchanged backup never needs it).
-    let parent_hashes: OnceLock<HashSet<&str>> = OnceLock::new();
-    let parent_hash_set = || {
-        parent_hashes.get_or_init(|| {
-            parent.as_ref().map(|m| m.entries.iter().map(|e| e.hash.as_str()).collect()).unwrap_or_default()
-        })
+    let journal = lib.backup_journal();
+    let taken = journal.begin(&repo_canon, parent.as_ref().map(|m| m.id.as_str()));
+    // The journal names paths, so it needs a chunked parent to splice them into.
+    let dirty = taken
+        .usable
+        .clone()
+        .filter(|paths| parent.as_ref().is_some_and(|p| !p.chunks.is_empty()) && !paths.iter().any(String::is_empty));
+    let job = Snapshot { lib, opts, sealed, repo: &repo, repo_canon: &repo_canon, started };
+    let result = match dirty {
+        // A journal run that cannot read a parent chunk it must splice into walks instead.
+        Some(paths) => match job.run(parent.clone(), Some(paths)) {
+            Err(Error::Corrupt(_)) => job.run(parent, None),
+            r => r,
+        },
+        None => job.run(parent, None),
     };
-
-    let total = files.len() as u64;
-    let done = AtomicU64::new(0);
-    let new_bytes = AtomicU64::new(0);
-    let read_files = AtomicU64::new(0);
-    let written: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
-    let checked: Mutex<HashMap<String, bool>> = Mutex::new(HashMap::new());
-
-    let results: Vec<Result<Option<Entry>>> = files
-        .par_iter()
-        .map(|c| {
-            opts.cancel.check()?;
-            let r = one_file(
-                &repo,
-                c,
-                &parent_entries,
-                trusted_before,
-                &parent_hash_set,
-                &written,
-                &checked,
-                &new_bytes,
-                &read_files,
-            );
-            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_multiple_of(64) || n == total {
-                report(opts.progress, "backup", n, total);
-            }
-            r
-        })
-        .collect();
-    let mut entries = Vec::with_capacity(results.len());
-    for r in results {
-        match r {
-            Ok(Some(e)) => entries.push(e),
-            Ok(None) => {}
-            Err(e) => {
-                repo.abandon_pack();
-                return Err(e);
-            }
-        }
-    }
-    if let Err(e) = opts.cancel.check() {
+    if result.is_err() {
         repo.abandon_pack();
-        return Err(e);
     }
-    if let Some(sealed) = sealed {
-        let data = &sealed.bytes;
-        let hash = hex::encode(Sha256::digest(data));
-        let stored = match repo.write_object(&hash, data) {
-            Ok(n) => n,
-            Err(e) => {
-                repo.abandon_pack();
-                return Err(e);
-            }
-        };
-        new_bytes.fetch_add(stored, Ordering::Relaxed);
-        written.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.clone());
-        let (size, mtime, mode) = (data.len() as u64, started, 0o600);
-        let path = super::credentials::SEALED_SECRETS.to_owned();
-        entries.push(Entry { path, source: Source::Data, size, mtime, mode, hash, ino: 0, ctime: 0 });
-    }
-    // Objects reach the disk (packs and loose objects are fsynced, and read back, as
-    // they are completed) before the manifest that names them.
-    repo.flush_packs()?;
-    entries.sort_by(|a, b| (a.source, &a.path).cmp(&(b.source, &b.path)));
-    let new_objects = written.into_inner().unwrap_or_else(|p| p.into_inner()).len() as u64;
-    opts.cancel.check()?;
-
-    let id = new_id();
-    let manifest = Manifest {
-        format: MANIFEST_FORMAT,
-        id: id.clone(),
-        created: now_rfc3339(),
-        library,
-        started,
-        files: entries.len() as u64,
-        bytes: entries.iter().map(|e| e.size).sum(),
-        new_bytes: new_bytes.load(Ordering::Relaxed),
-        entries,
-    };
-    repo.write_manifest(&manifest)?;
-    Ok(BackupReport {
-        id,
-        files: manifest.files,
-        bytes: manifest.bytes,
-        new_bytes: manifest.new_bytes,
-        millis: start.elapsed().as_millis() as u64,
-        new_objects,
-        read_files: read_files.load(Ordering::Relaxed),
-        parent: parent.map(|p| p.id),
-        repository: repo.root().to_string_lossy().into_owned(),
-        skipped,
-    })
+    journal.finish(taken, result.as_ref().ok().map(|r| r.id.as_str()));
+    let mut report = result?;
+    report.millis = start.elapsed().as_millis() as u64;
+    Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn one_file<'p>(
-    repo: &Repo,
-    c: &Candidate,
-    parent: &std::collections::BTreeMap<(Source, &str), &Entry>,
+struct Snapshot<'a, 'o> {
+    lib: &'a Library,
+    opts: &'a BackupOptions<'o>,
+    sealed: Option<&'a super::credentials::SealedSecrets>,
+    repo: &'a Repo,
+    repo_canon: &'a Path,
+    started: i64,
+}
+
+/// A run of the new file list: a parent chunk kept as it is, or entries to chunk anew.
+enum Segment {
+    Reuse(ChunkRef),
+    Fresh(Vec<Entry>),
+}
+
+type Key<'k> = (Source, &'k str);
+
+impl Snapshot<'_, '_> {
+    fn run(&self, parent: Option<Manifest>, dirty: Option<Vec<String>>) -> Result<BackupReport> {
+        let (lib, opts, repo) = (self.lib, self.opts, self.repo);
+        let walk = Walk { exclude: self.repo_canon, skipped: Mutex::new(Vec::new()) };
+        // Library files: every one, or only those under the paths the journal names.
+        let mut files = match &dirty {
+            Some(paths) => walk.paths(lib.root(), paths)?,
+            None => walk.folder(lib.root(), lib.root(), Source::Library)?,
+        };
+        for folder in DATA_FOLDERS {
+            let dir = lib.area().join(folder);
+            if dir.is_dir() {
+                files.extend(walk.folder(lib.area(), &dir, Source::Data)?);
+            }
+        }
+        for rel in super::DATA_FILES {
+            let abs = lib.area().join(rel);
+            if let Ok(meta) = fs::symlink_metadata(&abs)
+                && meta.is_file()
+            {
+                files.push(Candidate { source: Source::Data, rel: (*rel).to_owned(), abs, meta });
+            }
+        }
+        files.sort_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
+        files.dedup_by(|a, b| a.source == b.source && a.rel == b.rel);
+        let skipped = walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner());
+        opts.cancel.check()?;
+
+        // Only entries that were already old when the parent's scan began are trusted.
+        let trusted_before = parent.as_ref().map(|m| m.started.saturating_sub(super::RACY_WINDOW_NS)).unwrap_or(0);
+        let chunks: Vec<ChunkRef> = parent.as_ref().map(|m| m.chunks.clone()).unwrap_or_default();
+        let dirty_set: HashSet<&str> = dirty.iter().flatten().map(String::as_str).collect();
+        let under_dirty = |path: &str| {
+            dirty_set.contains(path) || path.match_indices('/').any(|(i, _)| dirty_set.contains(&path[..i]))
+        };
+
+        // Which candidates fall in which parent chunk's range (the first chunk's range
+        // starts at the beginning; a parent without chunks is one range).
+        let groups = group_by_chunk(&files, &chunks);
+        let affected: Vec<bool> = (0..groups.len())
+            .into_par_iter()
+            .map(|i| {
+                let Some(chunk) = chunks.get(i) else { return true };
+                let cands = &files[groups[i].clone()];
+                if self.sealed.is_some() && chunk.source == Source::Data {
+                    return true; // the sealed values join the data entries
+                }
+                if dirty.is_some() && chunk.source == Source::Library {
+                    // The first chunk's range starts before everything.
+                    let start = (i > 0).then(|| chunk.key());
+                    let end = chunks.get(i + 1).map(ChunkRef::key);
+                    let hit = dirty_set.iter().any(|p| range_meets(start, end, p));
+                    return hit || cands.iter().any(|c| c.source == Source::Data);
+                }
+                let mut fp = Fingerprint::default();
+                for c in cands {
+                    let m = &c.meta;
+                    fp.add(c.source, &c.rel, m.len(), fsio::mtime_ns(m), mode_of(m), m.ino(), ctime_ns(m));
+                }
+                !(chunk.max_mtime < trusted_before && fp.finish() == chunk.fp)
+            })
+            .collect();
+
+        // The parent's entries where something changed: format 1 has them inline.
+        let old: Vec<std::result::Result<Vec<Entry>, String>> = (0..groups.len())
+            .into_par_iter()
+            .map(|i| match (chunks.get(i), affected[i]) {
+                (Some(chunk), true) => repo.load_chunk(chunk),
+                (Some(_), false) => Ok(Vec::new()),
+                (None, _) => Ok(parent.as_ref().map(|m| m.entries.clone()).unwrap_or_default()),
+            })
+            .collect();
+        // A damaged parent chunk only costs re-reading its files; in journal mode its
+        // untouched entries are unknown, so that chunk's range is walked instead.
+        let mut old_entries = Vec::with_capacity(old.len());
+        let mut lost = Vec::new();
+        for (i, r) in old.into_iter().enumerate() {
+            match r {
+                Ok(e) => old_entries.push(e),
+                Err(_) => {
+                    lost.push(i);
+                    old_entries.push(Vec::new());
+                }
+            }
+        }
+        if dirty.is_some() && !lost.is_empty() {
+            return Err(Error::Corrupt("a chunk of the previous snapshot cannot be read".into()));
+        }
+        let parent_entries: HashMap<Key<'_>, &Entry> =
+            old_entries.iter().flatten().map(|e| ((e.source, e.path.as_str()), e)).collect();
+        // Contents a kept snapshot already has, trusted without reading them back.
+        let parent_hashes: HashSet<&str> = old_entries.iter().flatten().map(|e| e.hash.as_str()).collect();
+
+        let work: Vec<&Candidate> =
+            groups.iter().zip(&affected).filter(|(_, a)| **a).flat_map(|(g, _)| &files[g.clone()]).collect();
+        let total = work.len() as u64;
+        let done = AtomicU64::new(0);
+        let new_bytes = AtomicU64::new(0);
+        let read_files = AtomicU64::new(0);
+        let written: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+        let checked: Mutex<HashMap<String, bool>> = Mutex::new(HashMap::new());
+        let ctx = FileCtx {
+            repo,
+            parent: &parent_entries,
+            trusted_before,
+            parent_hashes: &parent_hashes,
+            written: &written,
+            checked: &checked,
+            new_bytes: &new_bytes,
+            read_files: &read_files,
+        };
+        let results: Vec<Result<Option<Entry>>> = work
+            .par_iter()
+            .map(|c| {
+                opts.cancel.check()?;
+                let r = ctx.one_file(c);
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_multiple_of(64) || n == total {
+                    report(opts.progress, "backup", n, total);
+                }
+                r
+            })
+            .collect();
+        let mut fresh: HashMap<Key<'_>, Entry> = HashMap::with_capacity(results.len());
+        for (c, r) in work.iter().zip(results) {
+            if let Some(e) = r? {
+                fresh.insert((c.source, c.rel.as_str()), e);
+            }
+        }
+        opts.cancel.check()?;
+
+        // The new file list, chunk by chunk.
+        let mut segments = Vec::with_capacity(groups.len());
+        for (i, range) in groups.iter().enumerate() {
+            if !affected[i]
+                && let Some(chunk) = chunks.get(i)
+            {
+                segments.push(Segment::Reuse(chunk.clone()));
+                continue;
+            }
+            let mut entries: Vec<Entry> = Vec::new();
+            if dirty.is_some() {
+                // Journal: what did not change is the parent's, as it was.
+                entries.extend(
+                    old_entries[i].iter().filter(|e| e.source == Source::Library && !under_dirty(&e.path)).cloned(),
+                );
+            }
+            entries.extend(files[range.clone()].iter().filter_map(|c| fresh.remove(&(c.source, c.rel.as_str()))));
+            segments.push(Segment::Fresh(entries));
+        }
+        if let Some(sealed) = self.sealed {
+            let data = &sealed.bytes;
+            let hash = hex::encode(Sha256::digest(data));
+            new_bytes.fetch_add(repo.write_object(&hash, data)?, Ordering::Relaxed);
+            written.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.clone());
+            let (size, mtime, mode) = (data.len() as u64, self.started, 0o600);
+            let path = super::credentials::SEALED_SECRETS.to_owned();
+            segments.push(Segment::Fresh(vec![Entry {
+                path,
+                source: Source::Data,
+                size,
+                mtime,
+                mode,
+                hash,
+                ino: 0,
+                ctime: 0,
+            }]));
+        }
+        let (refs, chunk_bytes) = self.store_segments(segments)?;
+        new_bytes.fetch_add(chunk_bytes, Ordering::Relaxed);
+        // Objects reach the disk (packs and loose objects are fsynced, and read back, as
+        // they are completed) before the manifest that names them.
+        repo.flush_packs()?;
+        let new_objects = written.into_inner().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        opts.cancel.check()?;
+
+        let id = new_id();
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT,
+            id: id.clone(),
+            created: now_rfc3339(),
+            library: lib.root().to_string_lossy().into_owned(),
+            started: self.started,
+            files: refs.iter().map(|c| c.files).sum(),
+            bytes: refs.iter().map(|c| c.bytes).sum(),
+            new_bytes: new_bytes.load(Ordering::Relaxed),
+            entries: Vec::new(),
+            chunks: refs,
+            damaged_chunks: Vec::new(),
+        };
+        repo.write_manifest(&manifest)?;
+        Ok(BackupReport {
+            id,
+            files: manifest.files,
+            bytes: manifest.bytes,
+            new_bytes: manifest.new_bytes,
+            millis: 0,
+            new_objects,
+            read_files: read_files.load(Ordering::Relaxed),
+            parent: parent.map(|p| p.id),
+            repository: repo.root().to_string_lossy().into_owned(),
+            skipped,
+        })
+    }
+
+    /// Chunk the fresh runs (neighbouring runs together, so boundaries stay
+    /// content-defined) and store the chunks. Returns the references and bytes added.
+    fn store_segments(&self, segments: Vec<Segment>) -> Result<(Vec<ChunkRef>, u64)> {
+        enum Piece {
+            Reuse(ChunkRef),
+            New(Vec<Entry>),
+        }
+        let mut pieces = Vec::new();
+        let mut run: Vec<Entry> = Vec::new();
+        for seg in segments {
+            match seg {
+                Segment::Fresh(entries) => run.extend(entries),
+                Segment::Reuse(chunk) => {
+                    pieces.extend(split_sorted(std::mem::take(&mut run)).into_iter().map(Piece::New));
+                    pieces.push(Piece::Reuse(chunk));
+                }
+            }
+        }
+        pieces.extend(split_sorted(run).into_iter().map(Piece::New));
+        let stored: Vec<Result<(ChunkRef, u64)>> = pieces
+            .into_par_iter()
+            .map(|p| match p {
+                Piece::Reuse(c) => Ok((c, 0)),
+                Piece::New(entries) => self.repo.store_chunk(&entries),
+            })
+            .collect();
+        let mut refs = Vec::with_capacity(stored.len());
+        let mut added = 0;
+        for r in stored {
+            let (c, n) = r?;
+            added += n;
+            refs.push(c);
+        }
+        Ok((refs, added))
+    }
+}
+
+/// Chunk a run of entries in (source, path) order: chunk ranges are found by that
+/// order (the sealed secrets entry is added out of place).
+fn split_sorted(mut run: Vec<Entry>) -> Vec<Vec<Entry>> {
+    run.sort_by(|a, b| (a.source, &a.path).cmp(&(b.source, &b.path)));
+    super::chunks::split(run)
+}
+
+/// The index range of `files` (sorted) that falls in each chunk's key range.
+fn group_by_chunk(files: &[Candidate], chunks: &[ChunkRef]) -> Vec<std::ops::Range<usize>> {
+    if chunks.is_empty() {
+        return vec![0..files.len()];
+    }
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut at = 0;
+    for i in 0..chunks.len() {
+        let end = match chunks.get(i + 1) {
+            Some(next) => at + files[at..].partition_point(|c| (c.source, c.rel.as_str()) < next.key()),
+            None => files.len(),
+        };
+        out.push(at..end);
+        at = end;
+    }
+    out
+}
+
+/// Whether the library paths at or under `dirty` can fall in `[start, end)`.
+fn range_meets(start: Option<Key<'_>>, end: Option<Key<'_>>, dirty: &str) -> bool {
+    // Everything at or under `dirty` sorts in [dirty, dirty + "0"): '0' follows '/'.
+    let hi = format!("{dirty}0");
+    let below_end = end.is_none_or(|e| (Source::Library, dirty) < e);
+    let after_start = start.is_none_or(|s| (Source::Library, hi.as_str()) > s);
+    below_end && after_start
+}
+
+struct FileCtx<'a> {
+    repo: &'a Repo,
+    parent: &'a HashMap<Key<'a>, &'a Entry>,
     trusted_before: i64,
-    parent_hashes: &dyn Fn() -> &'p HashSet<&'p str>,
-    written: &Mutex<HashSet<String>>,
-    checked: &Mutex<HashMap<String, bool>>,
-    new_bytes: &AtomicU64,
-    read_files: &AtomicU64,
-) -> Result<Option<Entry>> {
-    let meta = &c.meta;
-    let (size, mtime, mode, ino, ctime) = (meta.len(), fsio::mtime_ns(meta), mode_of(meta), meta.ino(), ctime_ns(meta));
-    if let Some(prev) = parent.get(&(c.source, c.rel.as_str()))
+    parent_hashes: &'a HashSet<&'a str>,
+    written: &'a Mutex<HashSet<String>>,
+    checked: &'a Mutex<HashMap<String, bool>>,
+    new_bytes: &'a AtomicU64,
+    read_files: &'a AtomicU64,
+}
+
+impl FileCtx<'_> {
+    fn one_file(&self, c: &Candidate) -> Result<Option<Entry>> {
+        let (repo, parent, trusted_before) = (self.repo, self.parent, self.trusted_before);
+        let (written, checked, new_bytes, read_files) = (self.written, self.checked, self.new_bytes, self.read_files);
+        let meta = &c.meta;
+        let (size, mtime, mode, ino, ctime) =
+            (meta.len(), fsio::mtime_ns(meta), mode_of(meta), meta.ino(), ctime_ns(meta));
+        if let Some(prev) = parent.get(&(c.source, c.rel.as_str()))
         && prev.size == size
         && prev.mtime == mtime
         // Manifests from before inode and ctime were recorded have 0: size and mtime decide.
@@ -249,49 +447,50 @@ fn one_file<'p>(
         // (A change after the parent read the file in the same coarse tick keeps the
         // mtime equal: only files already old at the parent's scan are trusted.)
         && mtime < trusted_before
-    {
-        let hash = prev.hash.clone();
-        return Ok(Some(Entry { path: c.rel.clone(), source: c.source, size, mtime, mode, hash, ino, ctime }));
-    }
-    read_files.fetch_add(1, Ordering::Relaxed);
-    let (data, meta) = match read_stable(&c.abs) {
-        Ok(x) => x,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("cannot back up", &c.abs, e)),
-    };
-    let hash = hex::encode(Sha256::digest(&data));
-    let entry = Entry {
-        path: c.rel.clone(),
-        source: c.source,
-        size: data.len() as u64,
-        mtime: fsio::mtime_ns(&meta),
-        mode: mode_of(&meta),
-        hash: hash.clone(),
-        ino: meta.ino(),
-        ctime: ctime_ns(&meta),
-    };
-    if parent_hashes().contains(hash.as_str()) {
-        return Ok(Some(entry));
-    }
-    {
-        let mut w = written.lock().unwrap_or_else(|p| p.into_inner());
-        if w.contains(&hash) {
-            return Ok(Some(entry));
+        {
+            let hash = prev.hash.clone();
+            return Ok(Some(Entry { path: c.rel.clone(), source: c.source, size, mtime, mode, hash, ino, ctime }));
         }
-        // An object left by an interrupted backup (or named by an older snapshot) is
-        // reused only if it checks out; a damaged one is rewritten.
-        let known_good = {
-            let mut ch = checked.lock().unwrap_or_else(|p| p.into_inner());
-            *ch.entry(hash.clone()).or_insert_with(|| repo.has_object(&hash) && repo.read_object(&hash).is_ok())
+        read_files.fetch_add(1, Ordering::Relaxed);
+        let (data, meta) = match read_stable(&c.abs) {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("cannot back up", &c.abs, e)),
         };
-        if known_good {
+        let hash = hex::encode(Sha256::digest(&data));
+        let entry = Entry {
+            path: c.rel.clone(),
+            source: c.source,
+            size: data.len() as u64,
+            mtime: fsio::mtime_ns(&meta),
+            mode: mode_of(&meta),
+            hash: hash.clone(),
+            ino: meta.ino(),
+            ctime: ctime_ns(&meta),
+        };
+        if self.parent_hashes.contains(hash.as_str()) {
             return Ok(Some(entry));
         }
-        w.insert(hash.clone());
+        {
+            let mut w = written.lock().unwrap_or_else(|p| p.into_inner());
+            if w.contains(&hash) {
+                return Ok(Some(entry));
+            }
+            // An object left by an interrupted backup (or named by an older snapshot) is
+            // reused only if it checks out; a damaged one is rewritten.
+            let known_good = {
+                let mut ch = checked.lock().unwrap_or_else(|p| p.into_inner());
+                *ch.entry(hash.clone()).or_insert_with(|| repo.has_object(&hash) && repo.read_object(&hash).is_ok())
+            };
+            if known_good {
+                return Ok(Some(entry));
+            }
+            w.insert(hash.clone());
+        }
+        let n = repo.write_object(&hash, &data)?;
+        new_bytes.fetch_add(n, Ordering::Relaxed);
+        Ok(Some(entry))
     }
-    let n = repo.write_object(&hash, &data)?;
-    new_bytes.fetch_add(n, Ordering::Relaxed);
-    Ok(Some(entry))
 }
 
 fn ctime_ns(meta: &fs::Metadata) -> i64 {
@@ -308,6 +507,39 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// The files at or under each of `paths` (relative to `root`; the journal's), as
+    /// the full walk would list them: nothing under a symlinked folder, no temp files.
+    fn paths(&self, root: &Path, paths: &[String]) -> Result<Vec<Candidate>> {
+        let mut out = Vec::new();
+        'paths: for rel in paths {
+            let abs = root.join(rel);
+            if abs.starts_with(self.exclude) {
+                continue;
+            }
+            // Every folder between the root and the path must be a real folder.
+            let mut dir = abs.parent();
+            while let Some(d) = dir
+                && d != root
+            {
+                if !fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) {
+                    continue 'paths;
+                }
+                dir = d.parent();
+            }
+            let meta = match fs::symlink_metadata(&abs) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed
+                Err(e) => return Err(Error::io("cannot read", &abs, e)),
+            };
+            if meta.is_dir() {
+                out.extend(self.folder(root, &abs, Source::Library)?);
+            } else if meta.is_file() && !abs.file_name().is_some_and(|n| fsio::is_temp_name(&n.to_string_lossy())) {
+                out.push(Candidate { source: Source::Library, rel: rel.clone(), abs, meta });
+            }
+        }
+        Ok(out)
+    }
+
     /// Files under `dir`, named relative to `base`.
     fn folder(&self, base: &Path, dir: &Path, source: Source) -> Result<Vec<Candidate>> {
         let read = fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
@@ -353,7 +585,7 @@ impl Walk<'_> {
 fn latest_of(repo: &Repo, library: &str) -> Option<Manifest> {
     let ids = repo.snapshot_ids().ok()?;
     for id in ids.iter().rev() {
-        if let Ok((m, true)) = repo.load_manifest(id)
+        if let Ok((m, true)) = repo.load_root(id)
             && m.library == library
         {
             return Some(m);

@@ -26,8 +26,10 @@
 //! or a full disk before that leaves only orphan objects, never a manifest that names a
 //! missing object; orphans are reused (after re-hashing) or removed by `prune`.
 
+mod chunks;
 mod create;
 mod credentials;
+mod journal;
 mod pack;
 mod prune;
 pub(crate) mod restore;
@@ -48,10 +50,12 @@ use crate::error::{Error, Result};
 use crate::fsio;
 use crate::library::Library;
 
+pub use chunks::ChunkRef;
 pub use create::{BackupOptions, BackupReport, backup, backup_with_secrets};
 pub use credentials::{
     DATA_FILES, SEALED_SECRETS, SealedSecrets, UnsealedSecrets, restore_secrets, seal_secrets, unseal_secrets,
 };
+pub use journal::ChangeJournal;
 pub use prune::{PrunePreview, PruneReport, Retention};
 pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
 pub use schedule::{ScheduleState, ScheduleTimer, backup_due};
@@ -60,8 +64,9 @@ pub use verify::{Problem, VerifyReport};
 /// The repository format this build writes and reads. A repository with a higher
 /// number was written by a newer Blueprint Vault and is refused.
 pub const REPO_FORMAT: u32 = 1;
-/// The manifest format.
-pub const MANIFEST_FORMAT: u32 = 1;
+/// The manifest format: 2 keeps the file list in chunk objects (see `chunks`);
+/// 1 (entries inline) is still read.
+pub const MANIFEST_FORMAT: u32 = 2;
 /// zstd level for objects. 1, not zstd's default 3: measured on the 100k corpus, level 3
 /// spent a quarter of a full backup's CPU in the compressor, for ~10 % smaller objects.
 const ZSTD_LEVEL: i32 = 1;
@@ -134,7 +139,16 @@ pub struct Manifest {
     pub bytes: u64,
     /// Compressed bytes of objects this snapshot added to the repository.
     pub new_bytes: u64,
+    /// Format 1: the file list. Format 2: filled in from `chunks` when loaded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entries: Vec<Entry>,
+    /// Format 2: the file list's chunks, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<ChunkRef>,
+    /// Chunks that could not be read when the manifest was loaded, with why (their
+    /// entries are missing from `entries`).
+    #[serde(skip)]
+    pub damaged_chunks: Vec<(ChunkRef, String)>,
 }
 
 /// A line of the snapshot list.
@@ -360,7 +374,7 @@ impl Repo {
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
         let mut out = Vec::new();
         for id in self.snapshot_ids()?.into_iter().rev() {
-            let info = match self.load_manifest(&id) {
+            let info = match self.load_root(&id) {
                 Ok((m, _)) => SnapshotInfo {
                     id: m.id,
                     created: m.created,
@@ -388,9 +402,8 @@ impl Repo {
     pub fn manifest(&self, id: &str) -> Result<Manifest> {
         let (m, checksum_ok) = self.load_manifest(id)?;
         if !checksum_ok {
-            return Err(Error::Corrupt(format!(
-                "snapshot {id}: its manifest is damaged (checksum mismatch); run `bpv verify {id}`"
-            )));
+            let what = if m.damaged_chunks.is_empty() { "its manifest" } else { "part of its file list" };
+            return Err(Error::Corrupt(format!("snapshot {id}: {what} is damaged; run `bpv verify {id}`")));
         }
         Ok(m)
     }
@@ -400,9 +413,9 @@ impl Repo {
         Ok(self.manifest(id)?.entries)
     }
 
-    /// Read a manifest; returns it and whether its checksum matched. Errors if it
-    /// cannot be read or parsed at all.
-    pub(crate) fn load_manifest(&self, id: &str) -> Result<(Manifest, bool)> {
+    /// Read a manifest without its chunks (format 2: `entries` stays empty); returns it
+    /// and whether its checksum matched. Errors if it cannot be read or parsed at all.
+    pub(crate) fn load_root(&self, id: &str) -> Result<(Manifest, bool)> {
         check_id(id)?;
         let path = self.manifest_path(id);
         let bytes = match fs::read(&path) {
@@ -413,6 +426,31 @@ impl Repo {
             Err(e) => return Err(Error::io("cannot read", &path, e)),
         };
         parse_manifest(id, &bytes)
+    }
+
+    /// [`Repo::load_root`], with the file list read from its chunks (in parallel). A
+    /// chunk that cannot be read makes the result not intact and is named in
+    /// `damaged_chunks`; the entries of the other chunks are there.
+    pub(crate) fn load_manifest(&self, id: &str) -> Result<(Manifest, bool)> {
+        let (mut m, mut ok) = self.load_root(id)?;
+        if m.chunks.is_empty() {
+            return Ok((m, ok));
+        }
+        use rayon::prelude::*;
+        let loaded: Vec<std::result::Result<Vec<Entry>, String>> =
+            m.chunks.par_iter().map(|c| self.load_chunk(c)).collect();
+        let mut entries = Vec::with_capacity(m.files as usize);
+        for (chunk, r) in m.chunks.iter().zip(loaded) {
+            match r {
+                Ok(e) => entries.extend(e),
+                Err(why) => {
+                    ok = false;
+                    m.damaged_chunks.push((chunk.clone(), why));
+                }
+            }
+        }
+        m.entries = entries;
+        Ok((m, ok))
     }
 
     /// Write a manifest, last, atomically and durably.
@@ -467,6 +505,16 @@ impl Repo {
         let path = self.object_path(hash);
         let len = fs::metadata(&path).ok()?.len();
         Some((path, 0, len))
+    }
+
+    /// The objects snapshot `id` needs: its file list's chunks and its files' contents.
+    pub fn referenced_objects(&self, id: &str) -> Result<Vec<String>> {
+        let m = self.manifest(id)?;
+        let mut out: Vec<String> = m.chunks.into_iter().map(|c| c.hash).collect();
+        out.extend(m.entries.into_iter().map(|e| e.hash));
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// Every stored object's hash (packed and loose).
@@ -674,11 +722,6 @@ fn read_stable(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("file kept changing")))
-}
-
-/// Map snapshot entries by (source, path).
-fn by_path(entries: &[Entry]) -> BTreeMap<(Source, &str), &Entry> {
-    entries.iter().map(|e| ((e.source, e.path.as_str()), e)).collect()
 }
 
 fn mode_of(meta: &fs::Metadata) -> u32 {

@@ -107,7 +107,7 @@ impl Repo {
         let mut dated = Vec::new();
         let mut kept: BTreeSet<String> = BTreeSet::new();
         for id in self.snapshot_ids()?.into_iter().rev() {
-            match self.load_manifest(&id) {
+            match self.load_root(&id) {
                 Ok((m, _)) => match DateTime::parse_from_rfc3339(&m.created) {
                     Ok(t) => dated.push((id, t.with_timezone(&chrono::Utc))),
                     Err(_) => {
@@ -208,7 +208,12 @@ impl Repo {
         for (i, id) in ids.iter().enumerate() {
             cancel.check()?;
             match self.load_manifest(id) {
-                Ok((m, _)) => live.extend(m.entries.into_iter().map(|e| e.hash)),
+                Ok((m, _)) => {
+                    // A chunk that cannot be read hides what its files need: keep everything.
+                    complete &= m.damaged_chunks.is_empty();
+                    live.extend(m.chunks.into_iter().map(|c| c.hash));
+                    live.extend(m.entries.into_iter().map(|e| e.hash));
+                }
                 Err(_) => complete = false,
             }
             report(progress, "scan", i as u64 + 1, total);

@@ -55,17 +55,27 @@ impl Repo {
         let (manifest, checksum_ok) = self.load_manifest(id)?;
         let mut not_restored = Vec::new();
         if !checksum_ok {
+            let why = if manifest.damaged_chunks.is_empty() {
+                "its manifest is damaged (checksum mismatch)".to_owned()
+            } else {
+                let files: u64 = manifest.damaged_chunks.iter().map(|(c, _)| c.files).sum();
+                format!("part of its file list is damaged ({files} files cannot be named)")
+            };
             if !opts.partial {
                 return Err(Error::Corrupt(format!(
-                    "snapshot {id} fails verification: its manifest is damaged (checksum mismatch). Nothing was restored; `bpv verify {id}` shows the details, `--partial` restores what is intact"
+                    "snapshot {id} fails verification: {why}. Nothing was restored; `bpv verify {id}` shows the details, `--partial` restores what is intact"
                 )));
             }
-            not_restored.push(Problem {
-                kind: "manifest",
-                hash: None,
-                message: "the manifest's checksum does not match: restored files whose content checks out; names, dates or modes may be wrong".into(),
-                paths: Vec::new(),
-            });
+            if manifest.damaged_chunks.is_empty() {
+                not_restored.push(Problem {
+                    kind: "manifest",
+                    hash: None,
+                    message: "the manifest's checksum does not match: restored files whose content checks out; names, dates or modes may be wrong".into(),
+                    paths: Vec::new(),
+                });
+            } else {
+                not_restored.extend(super::verify::manifest_problems(&manifest, checksum_ok));
+            }
         }
         let created = prepare_empty_dir(dir)?;
         let result = self.write_entries(&manifest.entries, dir, data_area, opts);

@@ -61,24 +61,15 @@ impl Repo {
             }
             Err(e) => return Err(e),
         };
-        let mut problems = Vec::new();
-        if !checksum_ok {
-            problems.push(Problem {
-                kind: "manifest",
-                hash: None,
-                message: format!(
-                    "snapshot {id}: the manifest's checksum does not match (it was changed or damaged); paths, dates or modes in it may be wrong"
-                ),
-                paths: Vec::new(),
-            });
-        }
+        let mut problems = manifest_problems(&manifest, checksum_ok);
         let (bad, objects, bytes) = self.check_objects(&manifest.entries, progress, cancel)?;
         problems.extend(problems_for(&manifest.entries, &bad));
         Ok(VerifyReport {
             id: id.to_owned(),
             ok: problems.is_empty(),
-            files: manifest.entries.len() as u64,
-            objects,
+            files: manifest.files,
+            // The file list's chunks were re-read and re-hashed as the manifest loaded.
+            objects: objects + manifest.chunks.len() as u64,
             bytes,
             problems,
             millis: start.elapsed().as_millis() as u64,
@@ -153,4 +144,33 @@ pub(crate) fn problems_for(entries: &[Entry], bad: &HashMap<String, String>) -> 
             paths,
         })
         .collect()
+}
+
+/// What is wrong with a snapshot's manifest itself: its checksum, and each chunk of its
+/// file list that cannot be read (those files cannot be restored: their names are lost).
+pub(crate) fn manifest_problems(m: &super::Manifest, checksum_ok: bool) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if m.damaged_chunks.is_empty() && !checksum_ok {
+        out.push(Problem {
+            kind: "manifest",
+            hash: None,
+            message: format!(
+                "snapshot {}: the manifest's checksum does not match (it was changed or damaged); paths, dates or modes in it may be wrong",
+                m.id
+            ),
+            paths: Vec::new(),
+        });
+    }
+    for (chunk, why) in &m.damaged_chunks {
+        out.push(Problem {
+            kind: "manifest",
+            hash: Some(chunk.hash.clone()),
+            message: format!(
+                "snapshot {}: part of its file list ({} files, from {} on) cannot be read: {why}; those files cannot be restored",
+                m.id, chunk.files, chunk.first
+            ),
+            paths: Vec::new(),
+        });
+    }
+    out
 }

@@ -98,6 +98,8 @@ pub struct Library {
     root: PathBuf,
     area: PathBuf,
     index: Index,
+    /// What changed since the last snapshot, fed by a running watcher (backups use it).
+    journal: std::sync::Arc<crate::backup::ChangeJournal>,
 }
 
 impl Library {
@@ -137,7 +139,8 @@ impl Library {
             }
             Err(e) => return Err(e),
         };
-        let lib = Library { root, area, index };
+        let journal = std::sync::Arc::new(crate::backup::ChangeJournal::new(&root));
+        let lib = Library { root, area, index, journal };
         lib.recover_batches()?;
         if fresh || lib.index.get_state(STATE_FULL_SCAN)?.is_none() {
             lib.reindex(None)?;
@@ -155,6 +158,11 @@ impl Library {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The change journal a running watcher feeds (see `backup::journal`).
+    pub fn backup_journal(&self) -> &std::sync::Arc<crate::backup::ChangeJournal> {
+        &self.journal
     }
 
     /// The library's private area in the data dir.

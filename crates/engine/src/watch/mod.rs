@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use notify::{Config, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher as _};
 use serde::{Deserialize, Serialize};
 
+use crate::backup::ChangeJournal;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::library::{Library, ReconcileReport};
@@ -185,6 +186,7 @@ struct Shared {
 
 /// A running watcher. Stops (and clears its state file) when stopped or dropped.
 pub struct Watcher {
+    journal: Arc<ChangeJournal>,
     shared: Arc<Shared>,
     tx: Sender<Msg>,
     worker: Option<JoinHandle<()>>,
@@ -198,7 +200,8 @@ impl Watcher {
         F: Fn(WatchNotice) + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
-        let (backend, state) = start_backend(lib.root(), &opts, &tx)?;
+        let journal = Arc::clone(lib.backup_journal());
+        let (backend, state) = start_backend(lib.root(), &opts, &tx, &journal)?;
         let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         if opts.state_file {
             // Written before returning, so `bpv info` sees the watcher as soon as it runs.
@@ -220,7 +223,7 @@ impl Watcher {
                 })
                 .map_err(|e| Error::Io { context: "cannot start the watcher thread".into(), source: e })?
         };
-        Ok(Watcher { shared, tx, worker: Some(worker) })
+        Ok(Watcher { journal, shared, tx, worker: Some(worker) })
     }
 
     pub fn state(&self) -> WatcherState {
@@ -252,6 +255,7 @@ impl Watcher {
     }
 
     fn shutdown(&mut self) {
+        self.journal.stop_feeding();
         // Stop the source of events first, then the worker.
         self.shared.backend.lock().unwrap_or_else(PoisonError::into_inner).take();
         let _ = self.tx.send(Msg::Stop);
@@ -267,14 +271,28 @@ impl Drop for Watcher {
     }
 }
 
-fn handler(tx: &Sender<Msg>) -> impl notify::EventHandler {
+/// Forwards events to the worker; with kernel notifications, also feeds the backup
+/// journal here, on notify's thread, in the order the kernel queued them.
+fn handler(tx: &Sender<Msg>, journal: Option<Arc<ChangeJournal>>) -> impl notify::EventHandler {
     let tx = tx.clone();
     move |res: notify::Result<notify::Event>| {
+        if let Some(j) = &journal {
+            match &res {
+                Ok(ev) if ev.need_rescan() => j.invalidate(),
+                Ok(ev) => j.note(&ev.paths),
+                Err(_) => j.invalidate(),
+            }
+        }
         let _ = tx.send(Msg::Fs(res));
     }
 }
 
-fn start_backend(root: &Path, opts: &WatchOptions, tx: &Sender<Msg>) -> Result<(Backend, WatcherState)> {
+fn start_backend(
+    root: &Path,
+    opts: &WatchOptions,
+    tx: &Sender<Msg>,
+    journal: &Arc<ChangeJournal>,
+) -> Result<(Backend, WatcherState)> {
     if let Some(reason) = &opts.force_polling {
         return start_polling(root, opts, tx, reason.clone(), None);
     }
@@ -291,9 +309,13 @@ fn start_backend(root: &Path, opts: &WatchOptions, tx: &Sender<Msg>) -> Result<(
         );
     }
     let config = Config::default().with_follow_symlinks(false);
-    let mut native = RecommendedWatcher::new(handler(tx), config).map_err(|e| notify_err(root, e))?;
+    let mut native =
+        RecommendedWatcher::new(handler(tx, Some(Arc::clone(journal))), config).map_err(|e| notify_err(root, e))?;
     match native.watch(root, RecursiveMode::Recursive) {
-        Ok(()) => Ok((Backend::Native(native), WatcherState { mode: WatchMode::Watching, reason: None, advice: None })),
+        Ok(()) => {
+            journal.start_feeding();
+            Ok((Backend::Native(native), WatcherState { mode: WatchMode::Watching, reason: None, advice: None }))
+        }
         Err(e) => {
             drop(native);
             if let notify::ErrorKind::Io(io) = &e.kind
@@ -315,7 +337,7 @@ fn start_polling(
     advice: Option<String>,
 ) -> Result<(Backend, WatcherState)> {
     let config = Config::default().with_poll_interval(opts.poll_interval).with_follow_symlinks(false);
-    let mut poll = PollWatcher::new(handler(tx), config).map_err(|e| notify_err(root, e))?;
+    let mut poll = PollWatcher::new(handler(tx, None), config).map_err(|e| notify_err(root, e))?;
     poll.watch(root, RecursiveMode::Recursive).map_err(|e| notify_err(root, e))?;
     let advice = advice.or_else(|| Some(format!("changes are found every {} s", opts.poll_interval.as_secs_f32())));
     Ok((Backend::Poll(poll), WatcherState { mode: WatchMode::Polling, reason: Some(reason), advice }))
@@ -535,6 +557,8 @@ impl Worker {
             return;
         }
         let (reason, advice) = fallback_reason(why);
+        // Polling can lag a change by its interval: backups walk the folder again.
+        self.lib.backup_journal().stop_feeding();
         let mut backend = self.shared.backend.lock().unwrap_or_else(PoisonError::into_inner);
         if backend.is_none() {
             return; // stopping
