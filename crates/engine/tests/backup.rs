@@ -374,6 +374,53 @@ fn a_flipped_byte_in_a_manifest_is_caught_and_refused() {
     assert_eq!(v.problems[0].kind, "manifest");
 }
 
+/// The file list lives in chunk objects: a flipped byte in one is caught by verify
+/// (naming the files it held), refused by restore, and a partial restore brings back
+/// every file listed in the other chunks.
+#[test]
+fn a_flipped_byte_in_a_file_list_chunk_is_caught_and_refused() {
+    let f = Fixture::new();
+    let lib = f.open();
+    for i in 0..600 {
+        f.write(&format!("Blueprints/personal/b{i:03}.blueprint.yaml"), &yaml(&format!("B{i}")));
+    }
+    age_files(&f.root);
+    let r = f.backup(&lib);
+    let repo = Repo::open(&f.repo()).unwrap();
+    let chunks = repo.manifest(&r.id).unwrap().chunks;
+    assert!(chunks.len() >= 3, "600 files make several chunks: {}", chunks.len());
+    let victim = chunks[1].clone();
+    let (file, offset, len) = repo.object_location(&victim.hash).unwrap();
+    flip_byte(&file, (offset + len / 2) as usize);
+    let repo = Repo::open(&f.repo()).unwrap();
+
+    let v = repo.verify(&r.id, None, &CancelToken::new()).unwrap();
+    assert!(!v.ok);
+    let p = v.problems.iter().find(|p| p.hash.as_deref() == Some(victim.hash.as_str())).expect("the chunk is named");
+    assert_eq!(p.kind, "manifest");
+    assert!(
+        p.message.contains(&victim.first) && p.message.contains(&format!("{} files", victim.files)),
+        "{}",
+        p.message
+    );
+
+    let out = f.dir.join("out");
+    let err = repo.restore_to(&r.id, &out, None, &restore_opts()).unwrap_err();
+    assert_eq!(err.code(), "corrupt");
+    assert!(err.to_string().contains("file list"), "{err}");
+    assert!(!out.exists(), "a refused restore left files behind");
+    assert_eq!(repo.contents(&r.id).unwrap_err().code(), "corrupt");
+
+    let rep = repo.restore_to(&r.id, &out, None, &RestoreOptions { partial: true, ..Default::default() }).unwrap();
+    assert!(!rep.not_restored.is_empty());
+    let restored = tree(&out.join("Blueprints/personal"));
+    assert_eq!(restored.len() as u64, 600 - victim.files);
+    assert!(!restored.contains_key(&victim.first.replace("Blueprints/personal/", "")));
+    for (name, (bytes, _, _)) in &restored {
+        assert_eq!(bytes, &fs::read(f.root.join("Blueprints/personal").join(name)).unwrap(), "{name}");
+    }
+}
+
 #[test]
 fn a_repository_from_a_newer_format_is_refused_clearly() {
     let f = Fixture::new();

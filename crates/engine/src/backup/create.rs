@@ -59,6 +59,9 @@ pub struct BackupReport {
     pub repository: String,
     /// Files that could not be backed up (names that are not UTF-8), with why.
     pub skipped: Vec<String>,
+    /// The library folder was not walked: the running watcher's journal named what
+    /// changed since the parent (see `journal`).
+    pub journal: bool,
 }
 
 struct Candidate {
@@ -346,6 +349,7 @@ impl Snapshot<'_, '_> {
             parent: parent.map(|p| p.id),
             repository: repo.root().to_string_lossy().into_owned(),
             skipped,
+            journal: dirty.is_some(),
         })
     }
 

@@ -128,7 +128,8 @@ impl ChangeJournal {
     /// Start of a backup to `repo` whose newest snapshot is `parent`. Waits for the
     /// watcher to catch up (the barrier), then takes the changed paths.
     pub(crate) fn begin(&self, repo: &Path, parent: Option<&str>) -> Taken {
-        let caught_up = self.lock().feeding && self.barrier();
+        let feeding = self.lock().feeding;
+        let caught_up = feeding && self.barrier();
         let mut s = self.lock();
         let epoch = s.epoch;
         if !s.feeding {

@@ -279,12 +279,20 @@ fn handler(tx: &Sender<Msg>, journal: Option<Arc<ChangeJournal>>) -> impl notify
         if let Some(j) = &journal {
             match &res {
                 Ok(ev) if ev.need_rescan() => j.invalidate(),
+                // Opening and reading change nothing (and the backup's own reads would
+                // otherwise name every file).
+                Ok(ev) if is_read_only(&ev.kind) => {}
                 Ok(ev) => j.note(&ev.paths),
                 Err(_) => j.invalidate(),
             }
         }
         let _ = tx.send(Msg::Fs(res));
     }
+}
+
+fn is_read_only(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    matches!(kind, EventKind::Access(a) if !matches!(a, AccessKind::Close(AccessMode::Write)))
 }
 
 fn start_backend(
