@@ -6,7 +6,8 @@ Needs release binaries: cargo build --release -p bpv -p bpv-bench
 
 For each corpus size: full backup vs `tar --zstd -cf`, an unchanged backup as a share
 of the full one, a backup after 1% of the blueprints changed, verify throughput, and
-restore (which re-hashes every file) vs `tar -xf`. Warm page cache for both sides;
+restore (which re-hashes every file) vs `tar -xf`; then the unchanged and 1%-changed
+backups as the app takes them, with the watcher running (`bpv-bench watched-backup`). Warm page cache for both sides;
 medians of --reps runs, interleaved so load from other work hits both alike.
 """
 import argparse
@@ -119,6 +120,17 @@ def bench(count, reps, work):
     res["verify_MBps"] = statistics.median(verify_mbps)
     res["restore_s"] = statistics.median(restore_s)
     res["untar_s"] = statistics.median(untar_s)
+    # As the app takes them: the watcher runs, its journal names what changed.
+    _, out = run([BENCH, "watched-backup", "--library", lib, "--data-dir", data, "--repo", repo,
+                  "--reps", str(max(3, reps))])
+    w = json.loads(out)
+    res["watched_unchanged_s"] = w["unchanged_ms"] / 1e3
+    res["watched_unchanged_journal"] = w["unchanged_journal"]
+    res["watched_unchanged_new_bytes"] = w["unchanged_new_bytes"]
+    res["watched_changed_files"] = w["changed_files"]
+    res["watched_changed_s"] = w["changed_ms"] / 1e3
+    res["watched_changed_new_bytes"] = w["changed_new_bytes"]
+    res["watched_unchanged_vs_tar"] = res["watched_unchanged_s"] / res["tar_s"]
     res["full_vs_tar"] = res["tar_s"] / res["full_s"]
     res["unchanged_share"] = res["unchanged_s"] / res["full_s"]
     res["unchanged_vs_tar"] = res["unchanged_s"] / res["tar_s"]

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    bpv_engine::process::disable_transparent_huge_pages();
     let data_dir = bpv_engine::paths::default_data_dir().unwrap_or_else(|| PathBuf::from(".blueprint-vault"));
     let log_dir = data_dir.join("logs");
     let _log_guard = logging::init(&log_dir);

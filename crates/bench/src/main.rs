@@ -9,6 +9,7 @@ use bpv_bench::corpus::{CorpusOptions, generate};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod run;
+mod watched_backup;
 use run::{RunOptions, run};
 
 #[derive(Parser)]
@@ -57,6 +58,20 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         rg_runs: usize,
     },
+    /// Backups as the app takes them, with the watcher running (the change journal):
+    /// one to prime, --reps unchanged, one after --change-ratio of the blueprints changed.
+    WatchedBackup {
+        #[arg(long)]
+        library: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        #[arg(long, default_value_t = 0.01)]
+        change_ratio: f64,
+    },
     /// (internal) Run a command and print its peak RSS and wall time as JSON.
     #[command(hide = true)]
     Maxrss {
@@ -66,6 +81,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    bpv_engine::process::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Corpus { out, count, seed, broken_ratio } => {
@@ -81,6 +97,9 @@ fn main() -> ExitCode {
             }
         }
         Command::Maxrss { cmd } => run::maxrss_helper(&cmd),
+        Command::WatchedBackup { library, data_dir, repo, reps, change_ratio } => {
+            watched_backup::run(&watched_backup::WatchedBackupOptions { library, data_dir, repo, reps, change_ratio })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,7 +13,7 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use crate::output::{self, Out};
-use crate::{Cli, open};
+use crate::{Cli, open, open_unindexed};
 
 #[derive(Subcommand)]
 pub enum BackupCommand {
@@ -83,7 +83,7 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
     let json = cli.json;
     match cmd {
         BackupCommand::Backup { to, with_secrets } => {
-            let lib = open(cli, false)?;
+            let lib = open_unindexed(cli)?;
             let sealed = if *with_secrets {
                 let secrets = Secrets::open(&lib, &crate::creds::store_kind(cli.store.as_deref())?)?;
                 Some(backup::seal_secrets(&lib, &secrets, &backup_passphrase()?, None)?)
@@ -178,7 +178,7 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
             let unsealed = if *with_secrets {
                 let repo = match (from, *in_place) {
                     (Some(r), _) => r.clone(),
-                    (None, true) => Repo::default_location(&open(cli, false)?),
+                    (None, true) => Repo::default_location(&open_unindexed(cli)?),
                     (None, false) => repo_path(cli, None)?,
                 };
                 Some(backup::unseal_secrets(&Repo::open(&repo)?, id, &backup_passphrase()?)?)
@@ -309,7 +309,7 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
 fn repo_path(cli: &Cli, given: Option<&Path>) -> Result<PathBuf> {
     match given {
         Some(p) => Ok(p.to_path_buf()),
-        None => Ok(Repo::default_location(&open(cli, false)?)),
+        None => Ok(Repo::default_location(&open_unindexed(cli)?)),
     }
 }
 

@@ -194,6 +194,7 @@ enum TrashAction {
 }
 
 fn main() -> ExitCode {
+    bpv_engine::process::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let out = Out::new(cli.json);
     match run(cli, &out) {
@@ -216,6 +217,16 @@ fn exit_code(e: &Error) -> u8 {
 }
 
 fn open(cli: &Cli, create: bool) -> Result<Library> {
+    open_with(cli, create, true)
+}
+
+/// `open` without the reconcile walk, for commands that never read the index (a backup
+/// scans the files itself; walking them twice was most of an unchanged backup).
+fn open_unindexed(cli: &Cli) -> Result<Library> {
+    open_with(cli, false, false)
+}
+
+fn open_with(cli: &Cli, create: bool, reconcile: bool) -> Result<Library> {
     let (root, is_default) = match &cli.library {
         Some(dir) => (dir.clone(), false),
         None => (
@@ -229,6 +240,7 @@ fn open(cli: &Cli, create: bool) -> Result<Library> {
     // The default library is created on first use; a named one must exist (typos
     // should not silently create libraries).
     opts.create = create || is_default;
+    opts.reconcile = reconcile;
     Library::open(opts)
 }
 

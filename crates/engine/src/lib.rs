@@ -14,6 +14,7 @@ pub mod item;
 pub mod key;
 pub mod library;
 pub mod paths;
+pub mod process;
 pub mod secrets;
 pub mod store;
 pub mod transfer;

@@ -206,3 +206,23 @@ fn another_process_writing_the_repository_makes_the_next_backup_walk() {
     assert_eq!(r.files, 51);
     assert!(f.backup().journal, "and the one after uses it again");
 }
+
+#[test]
+fn an_event_on_the_library_folder_itself_stops_the_journal_until_the_watcher_restarts() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new(30);
+    let watcher = f.watch();
+    f.backup();
+    assert!(f.backup().journal);
+    // (A chmod stands in for the folder being moved or replaced: both are events on it.)
+    fs::set_permissions(&f.root, fs::Permissions::from_mode(0o700)).unwrap();
+    f.write("Blueprints/personal/g0/after.blueprint.yaml", &yaml("after"));
+    let r = f.backup();
+    assert!(!r.journal);
+    assert!(listing(&f.repo(), &r.id).contains_key("Blueprints/personal/g0/after.blueprint.yaml"));
+    assert!(!f.backup().journal, "still walking: the watch may no longer cover the folder");
+    drop(watcher);
+    let _again = f.watch();
+    f.backup();
+    assert!(f.backup().journal, "a new watcher trusts the journal again");
+}

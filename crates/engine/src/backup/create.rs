@@ -400,7 +400,7 @@ fn split_sorted(mut run: Vec<Entry>) -> Vec<Vec<Entry>> {
 /// The index range of `files` (sorted) that falls in each chunk's key range.
 fn group_by_chunk(files: &[Candidate], chunks: &[ChunkRef]) -> Vec<std::ops::Range<usize>> {
     if chunks.is_empty() {
-        return vec![0..files.len()];
+        return std::iter::once(0..files.len()).collect();
     }
     let mut out = Vec::with_capacity(chunks.len());
     let mut at = 0;

@@ -112,6 +112,15 @@ impl ChangeJournal {
                 return;
             };
             let rel = rel.replace('\\', "/");
+            if rel.is_empty() {
+                // The library folder itself was moved, deleted or changed: whether the
+                // watch still covers what is at its path now is unknown until the watcher
+                // starts again, so nothing it says is trusted until then.
+                s.feeding = false;
+                s.epoch += 1;
+                s.repos.clear();
+                return;
+            }
             if rel.starts_with(BARRIER_PREFIX) {
                 barrier |= s.awaited.remove(&rel);
                 continue;

@@ -36,7 +36,7 @@ pub(crate) mod restore;
 mod schedule;
 mod verify;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -563,6 +563,9 @@ impl Repo {
             if writer.size() >= pack::PACK_TARGET
                 && let Some(full) = w.take()
             {
+                // Finished (fsync, read back) outside the lock: the other workers go on
+                // filling a new pack meanwhile.
+                drop(w);
                 self.finish_pack(full)?;
             }
             return Ok(packed.len() as u64);
