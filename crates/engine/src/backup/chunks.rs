@@ -111,7 +111,8 @@ impl Repo {
         let first = entries.first().ok_or_else(|| Error::Corrupt("an empty chunk".into()))?;
         let body = serde_json::to_vec(entries).map_err(|e| Error::Corrupt(e.to_string()))?;
         let hash = hex::encode(Sha256::digest(&body));
-        let added = if self.has_object(&hash) { 0 } else { self.write_object(&hash, &body)? };
+        // A frame of its own, not in a block: damage to one chunk stays in that chunk.
+        let added = if self.has_object(&hash) { 0 } else { self.write_frame(&hash, &body)? };
         let mut fp = Fingerprint::default();
         entries.iter().for_each(|e| fp.add_entry(e));
         let chunk = ChunkRef {

@@ -260,9 +260,9 @@ impl Snapshot<'_, '_> {
         };
         let results: Vec<Result<Option<Entry>>> = work
             .par_iter()
-            .map(|c| {
+            .map_init(super::BlockCache::default, |cache, c| {
                 opts.cancel.check()?;
-                let r = ctx.one_file(c);
+                let r = ctx.one_file(c, cache);
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_multiple_of(64) || n == total {
                     report(opts.progress, "backup", n, total);
@@ -319,7 +319,7 @@ impl Snapshot<'_, '_> {
         new_bytes.fetch_add(chunk_bytes, Ordering::Relaxed);
         // Objects reach the disk (packs and loose objects are fsynced, and read back, as
         // they are completed) before the manifest that names them.
-        repo.flush_packs()?;
+        new_bytes.fetch_add(repo.flush_packs()?, Ordering::Relaxed);
         let new_objects = written.into_inner().unwrap_or_else(|p| p.into_inner()).len() as u64;
         opts.cancel.check()?;
 
@@ -436,7 +436,7 @@ struct FileCtx<'a> {
 }
 
 impl FileCtx<'_> {
-    fn one_file(&self, c: &Candidate) -> Result<Option<Entry>> {
+    fn one_file(&self, c: &Candidate, cache: &mut super::BlockCache) -> Result<Option<Entry>> {
         let (repo, parent, trusted_before) = (self.repo, self.parent, self.trusted_before);
         let (written, checked, new_bytes, read_files) = (self.written, self.checked, self.new_bytes, self.read_files);
         let meta = &c.meta;
@@ -484,7 +484,8 @@ impl FileCtx<'_> {
             // reused only if it checks out; a damaged one is rewritten.
             let known_good = {
                 let mut ch = checked.lock().unwrap_or_else(|p| p.into_inner());
-                *ch.entry(hash.clone()).or_insert_with(|| repo.has_object(&hash) && repo.read_object(&hash).is_ok())
+                *ch.entry(hash.clone())
+                    .or_insert_with(|| repo.has_object(&hash) && repo.read_object_with(&hash, cache).is_ok())
             };
             if known_good {
                 return Ok(Some(entry));

@@ -216,6 +216,29 @@ pub struct Repo {
     /// Loose objects (listed once, not one `stat` per file backed up).
     loose: Arc<RwLock<HashSet<String>>>,
     writer: Arc<Mutex<Option<pack::PackWriter>>>,
+    /// Small objects gathered until they make a block (see `pack`).
+    block: Arc<Mutex<Block>>,
+    /// Whether the three maps above reflect the disk. They are read on first use: an
+    /// unchanged backup, or a listing, never needs them (reading every pack's index was
+    /// most of an unchanged backup of 100k files).
+    loaded: Arc<Mutex<bool>>,
+}
+
+/// The block a pass over objects decoded last: ((pack, offset), content). One per
+/// worker and pass, so nothing outlives the pass that read it.
+#[derive(Default)]
+pub(crate) struct BlockCache(Option<((Arc<str>, u64), Vec<u8>)>);
+
+/// Objects smaller than this go into blocks; bigger ones get a frame of their own.
+const BLOCK_OBJECT_MAX: usize = 64 * 1024;
+/// A block is compressed and stored once its content reaches this size.
+const BLOCK_TARGET: usize = 256 * 1024;
+
+#[derive(Default)]
+struct Block {
+    data: Vec<u8>,
+    /// (hash, start, size) of each object in `data`.
+    objects: Vec<(String, u64, u64)>,
 }
 
 impl std::fmt::Debug for Repo {
@@ -264,17 +287,28 @@ impl Repo {
             damaged_packs: Arc::default(),
             loose: Arc::default(),
             writer: Arc::default(),
+            block: Arc::default(),
+            loaded: Arc::default(),
         };
-        repo.reload_packs();
         repo
     }
 
-    /// (Re)read the packs' indexes and the list of loose objects.
+    /// Forget what is known of the packs and loose objects: read again on next use.
     pub(crate) fn reload_packs(&self) {
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = false;
+    }
+
+    /// Read the packs' indexes and the list of loose objects, unless already done.
+    fn ensure_loaded(&self) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if *loaded {
+            return;
+        }
         let (map, damaged) = pack::load_all(&self.packs_dir());
         *self.packs.write().unwrap_or_else(|p| p.into_inner()) = map;
         *self.damaged_packs.write().unwrap_or_else(|p| p.into_inner()) = damaged;
         *self.loose.write().unwrap_or_else(|p| p.into_inner()) = self.loose_hashes().into_iter().collect();
+        *loaded = true;
     }
 
     fn loose_hashes(&self) -> Vec<String> {
@@ -470,8 +504,16 @@ impl Repo {
 
     /// Read an object and return its content, checked against its name.
     pub(crate) fn read_object(&self, hash: &str) -> std::result::Result<Vec<u8>, String> {
+        self.read_object_with(hash, &mut BlockCache::default())
+    }
+
+    /// [`Repo::read_object`], keeping the last decoded block in `cache` for the next
+    /// reads of one pass (a verify or restore in `read_order`).
+    pub(crate) fn read_object_with(&self, hash: &str, cache: &mut BlockCache) -> std::result::Result<Vec<u8>, String> {
+        self.ensure_loaded();
         let loc = self.packs.read().unwrap_or_else(|p| p.into_inner()).get(hash).cloned();
         let raw = match loc {
+            Some(loc) if loc.slice.is_some() => return self.read_from_block(hash, &loc, cache),
             Some(loc) => pack::read_frame(&self.packs_dir(), &loc)?,
             None => {
                 let path = self.object_path(hash);
@@ -496,9 +538,51 @@ impl Repo {
         Ok(data)
     }
 
+    /// An object in a block: the block is decoded once and kept in `cache` while the
+    /// following reads take their objects from it.
+    fn read_from_block(
+        &self,
+        hash: &str,
+        loc: &pack::Loc,
+        cache: &mut BlockCache,
+    ) -> std::result::Result<Vec<u8>, String> {
+        let (start, size) = loc.slice.unwrap_or_default();
+        let key = (loc.pack.clone(), loc.offset);
+        let block = match &cache.0 {
+            Some((k, block)) if *k == key => block,
+            _ => {
+                cache.0 = None;
+                let raw = pack::read_frame(&self.packs_dir(), loc)?;
+                let block =
+                    decompress(&raw).map_err(|e| format!("object damaged (cannot decompress its block: {e})"))?;
+                &cache.0.insert((key, block)).1
+            }
+        };
+        let data = match start.checked_add(size).filter(|e| *e <= block.len() as u64) {
+            Some(end) => block[start as usize..end as usize].to_vec(),
+            None => return Err("object damaged (outside its block)".into()),
+        };
+        if hex::encode(Sha256::digest(&data)) != hash {
+            return Err("object damaged (content does not match its hash)".into());
+        }
+        Ok(data)
+    }
+
+    /// Sort object hashes into the order they are stored (pack, offset; loose last), so
+    /// a parallel pass over them reads each block once per thread.
+    pub(crate) fn read_order<T>(&self, items: &mut [T], hash: impl Fn(&T) -> &str) {
+        self.ensure_loaded();
+        let packs = self.packs.read().unwrap_or_else(|p| p.into_inner());
+        items.sort_by_cached_key(|it| match packs.get(hash(it)) {
+            Some(loc) => (false, loc.pack.clone(), loc.offset),
+            None => (true, Arc::from(""), 0),
+        });
+    }
+
     /// Where an object's stored bytes are: (file, offset, length). For tools and
     /// tests that inspect the repository.
     pub fn object_location(&self, hash: &str) -> Option<(PathBuf, u64, u64)> {
+        self.ensure_loaded();
         if let Some(loc) = self.packs.read().unwrap_or_else(|p| p.into_inner()).get(hash) {
             return Some((self.packs_dir().join(&*loc.pack), loc.offset, loc.len));
         }
@@ -519,6 +603,7 @@ impl Repo {
 
     /// Every stored object's hash (packed and loose).
     pub fn object_hashes(&self) -> Vec<String> {
+        self.ensure_loaded();
         let mut out: Vec<String> = self.packs.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
         out.extend(self.loose_hashes());
         out.sort();
@@ -529,6 +614,7 @@ impl Repo {
     /// Whether the repository (as of the last `reload_packs`, plus what this process
     /// wrote) holds the object.
     pub(crate) fn has_object(&self, hash: &str) -> bool {
+        self.ensure_loaded();
         self.packs.read().unwrap_or_else(|p| p.into_inner()).contains_key(hash)
             || self.loose.read().unwrap_or_else(|p| p.into_inner()).contains(hash)
     }
@@ -542,32 +628,73 @@ impl Repo {
     /// check after every backup that re-reading, decompressing and re-hashing each new
     /// object did, without decoding or hashing the content a second time.
     fn write_object(&self, hash: &str, data: &[u8]) -> Result<u64> {
+        if data.len() < BLOCK_OBJECT_MAX {
+            let full = {
+                let mut b = self.block.lock().unwrap_or_else(|p| p.into_inner());
+                let start = b.data.len() as u64;
+                b.data.extend_from_slice(data);
+                b.objects.push((hash.to_owned(), start, data.len() as u64));
+                (b.data.len() >= BLOCK_TARGET).then(|| std::mem::take(&mut *b))
+            };
+            // Compressed by the worker that filled it, outside the lock.
+            return match full {
+                Some(block) => self.store_block(block),
+                None => Ok(0),
+            };
+        }
+        self.write_frame(hash, data)
+    }
+
+    /// Store a block of small objects as one frame in the open pack; the compressed size.
+    fn store_block(&self, block: Block) -> Result<u64> {
+        if block.objects.is_empty() {
+            return Ok(0);
+        }
+        let packed = self.checked_compress(&block.data, "a block of small objects")?;
+        self.append_to_pack(|w| w.add_block(&packed, &block.objects))?;
+        Ok(packed.len() as u64)
+    }
+
+    /// Compress, and decode the result again before anything is stored.
+    fn checked_compress(&self, data: &[u8], what: &str) -> Result<Vec<u8>> {
         let packed = compress(data).map_err(|e| Error::Io { context: "cannot compress".into(), source: e })?;
         if decompress(&packed).ok().as_deref() != Some(data) {
             return Err(Error::Corrupt(format!(
-                "object {hash}: the compressed copy does not decode to the file's content (nothing was stored)"
+                "{what}: the compressed copy does not decode to the content (nothing was stored)"
             )));
         }
+        Ok(packed)
+    }
+
+    /// Append to the open pack (creating one), finishing it when it is full.
+    fn append_to_pack(&self, add: impl FnOnce(&mut pack::PackWriter) -> Result<()>) -> Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if w.is_none() {
+            *w = Some(pack::PackWriter::create(&self.packs_dir())?);
+        }
+        let Some(writer) = w.as_mut() else { return Err(Error::Corrupt("pack writer unavailable".into())) };
+        if let Err(e) = add(writer) {
+            if let Some(writer) = w.take() {
+                writer.abandon();
+            }
+            return Err(e);
+        }
+        if writer.size() >= pack::PACK_TARGET
+            && let Some(full) = w.take()
+        {
+            // Finished (fsync, read back) outside the lock: the other workers go on
+            // filling a new pack meanwhile.
+            drop(w);
+            self.finish_pack(full)?;
+        }
+        Ok(())
+    }
+
+    /// An object in a frame of its own: in the open pack, or loose when big.
+    fn write_frame(&self, hash: &str, data: &[u8]) -> Result<u64> {
+        let packed = self.checked_compress(data, &format!("object {hash}"))?;
         if packed.len() < pack::LOOSE_MIN {
-            let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            if w.is_none() {
-                *w = Some(pack::PackWriter::create(&self.packs_dir())?);
-            }
-            let Some(writer) = w.as_mut() else { return Err(Error::Corrupt("pack writer unavailable".into())) };
-            if let Err(e) = writer.add(hash, &packed) {
-                if let Some(writer) = w.take() {
-                    writer.abandon();
-                }
-                return Err(e);
-            }
-            if writer.size() >= pack::PACK_TARGET
-                && let Some(full) = w.take()
-            {
-                // Finished (fsync, read back) outside the lock: the other workers go on
-                // filling a new pack meanwhile.
-                drop(w);
-                self.finish_pack(full)?;
-            }
+            self.append_to_pack(|w| w.add(hash, &packed))?;
             return Ok(packed.len() as u64);
         }
         let path = self.object_path(hash);
@@ -593,6 +720,7 @@ impl Repo {
         if result.is_err() {
             let _ = fsio::remove_file(&temp);
         } else {
+            self.ensure_loaded();
             self.loose.write().unwrap_or_else(|p| p.into_inner()).insert(hash.to_owned());
         }
         result.map(|()| packed.len() as u64)
@@ -600,25 +728,33 @@ impl Repo {
 
     fn finish_pack(&self, writer: pack::PackWriter) -> Result<()> {
         let (name, entries) = writer.finish()?;
+        // Loaded first: a load listing the folder before this pack had its name must not
+        // replace the map after the pack's entries went in.
+        self.ensure_loaded();
         let pack: Arc<str> = Arc::from(name.as_str());
         let mut map = self.packs.write().unwrap_or_else(|p| p.into_inner());
-        for (hash, offset, len) in entries {
-            map.entry(hash).or_insert(pack::Loc { pack: pack.clone(), offset, len });
+        for e in entries {
+            let loc = e.loc(&pack);
+            map.entry(e.hash().to_owned()).or_insert(loc);
         }
         Ok(())
     }
 
-    /// Close the open pack (if any), so its objects can be named by a manifest.
-    fn flush_packs(&self) -> Result<()> {
+    /// Store the last block and close the open pack (if any), so their objects can be
+    /// named by a manifest. Returns the compressed bytes of that last block.
+    fn flush_packs(&self) -> Result<u64> {
+        let block = std::mem::take(&mut *self.block.lock().unwrap_or_else(|p| p.into_inner()));
+        let added = self.store_block(block)?;
         let w = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match w {
-            Some(w) => self.finish_pack(w),
-            None => Ok(()),
+        if let Some(w) = w {
+            self.finish_pack(w)?;
         }
+        Ok(added)
     }
 
-    /// Drop the open pack after an error or a cancel (removes its temp file).
+    /// Drop the open block and pack after an error or a cancel (removes its temp file).
     fn abandon_pack(&self) {
+        *self.block.lock().unwrap_or_else(|p| p.into_inner()) = Block::default();
         if let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             w.abandon();
         }
@@ -711,8 +847,7 @@ fn read_stable(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
         if !before.is_file() {
             return Err(io::Error::other(format!("{} is no longer a regular file", path.display())));
         }
-        let mut data = Vec::with_capacity(before.len() as usize);
-        f.read_to_end(&mut data)?;
+        let data = read_expecting(&mut f, before.len())?;
         let after = f.metadata()?;
         if before.len() == after.len()
             && data.len() as u64 == after.len()
@@ -725,6 +860,35 @@ fn read_stable(path: &Path) -> io::Result<(Vec<u8>, fs::Metadata)> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("file kept changing")))
+}
+
+/// Read a file expected to hold `len` bytes: asks for one byte more, so a file of the
+/// expected size is read in one call without the extra call that finds the end. A short
+/// read is taken as the end; the caller's size and time checks catch any other cause.
+fn read_expecting(f: &mut File, len: u64) -> io::Result<Vec<u8>> {
+    let want = usize::try_from(len).map_err(io::Error::other)?.saturating_add(1);
+    let mut data = vec![0u8; want];
+    let mut got = 0;
+    while got < want {
+        let asked = want - got;
+        match f.read(&mut data[got..]) {
+            Ok(n) => {
+                got += n;
+                if n < asked {
+                    break; // short read: the end of the file
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got == want {
+        // Longer than its size said: read the rest the plain way.
+        f.read_to_end(&mut data)?;
+        return Ok(data);
+    }
+    data.truncate(got);
+    Ok(data)
 }
 
 fn mode_of(meta: &fs::Metadata) -> u32 {
@@ -777,4 +941,21 @@ fn parse_manifest_as_written(id: &str, bytes: &[u8]) -> Option<Manifest> {
     }
     let m: Manifest = serde_json::from_slice(body).ok()?;
     (m.id == id).then_some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_expecting_reads_whole_files_whatever_the_size_said() {
+        let dir = tempfile::tempdir().unwrap();
+        for (len, claimed) in [(0usize, 0u64), (1, 1), (5000, 5000), (5000, 10), (10, 5000), (300_000, 300_000)] {
+            let path = dir.path().join(format!("f{len}-{claimed}"));
+            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            fs::write(&path, &body).unwrap();
+            let mut f = File::open(&path).unwrap();
+            assert_eq!(read_expecting(&mut f, claimed).unwrap(), body, "{len} bytes, {claimed} claimed");
+        }
+    }
 }

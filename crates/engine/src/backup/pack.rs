@@ -1,10 +1,15 @@
-//! Pack files: small objects are appended to packs (`packs/<name>.pack`, ~16 MB each)
+//! Pack files: small objects are appended to packs (`packs/<name>.pack`, ~4 MB each)
 //! instead of one file per object. Measured on a 10k-blueprint library: creating ~12k
 //! loose object files spent about half of a full backup in ext4 inode allocation;
 //! packs make the number of files created per backup a handful.
 //!
 //! A pack is a run of zstd frames followed by a trailer:
-//! `JSON index [[hash, offset, len], …] | u64 LE index length | SHA-256 of the index (32 bytes) | "BPVPACK1"`.
+//! `JSON index [entry, …] | u64 LE index length | SHA-256 of the index (32 bytes) | "BPVPACK1"`,
+//! where an entry is `[hash, offset, len]` (the frame is the object) or
+//! `[hash, offset, len, start, size]` (the object is bytes `start..start+size` of the
+//! decoded frame: a *block*). Small objects are gathered into blocks of ~256 KB and
+//! compressed together: measured on the 10k corpus (3.5 KB per file on average), zstd
+//! spent most of a full backup building entropy tables for thousands of tiny frames.
 //! A pack is written under a temp name (frames buffered, ~1 MB per write), fsynced,
 //! renamed when complete (then its folder is fsynced) and read back against a digest
 //! of everything written, so a pack that has
@@ -17,6 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -24,19 +30,59 @@ use crate::fsio;
 
 pub(crate) const MAGIC: &[u8; 8] = b"BPVPACK1";
 const TRAILER: u64 = 8 + 32 + 8;
-/// A pack is closed once it reaches this size.
-pub(crate) const PACK_TARGET: u64 = 16 * 1024 * 1024;
+/// A pack is closed once it reaches this size. 4 MB rather than 16: a pack is finished
+/// (fsync, read back) by the worker that filled it while the others go on, and only the
+/// last one is finished after all files are read; 16 MB packs left most of that work for
+/// the end of a 10k backup.
+pub(crate) const PACK_TARGET: u64 = 4 * 1024 * 1024;
 /// Compressed objects at least this big are stored loose (one file each).
 pub(crate) const LOOSE_MIN: usize = 1024 * 1024;
 
-/// (hash, offset, length) of each object in a pack.
-pub(crate) type PackIndex = Vec<(String, u64, u64)>;
+/// One object of a pack's index (see the module doc for the two forms).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum IndexEntry {
+    InBlock(String, u64, u64, u64, u64),
+    Frame(String, u64, u64),
+}
+
+impl IndexEntry {
+    pub fn hash(&self) -> &str {
+        match self {
+            IndexEntry::InBlock(h, ..) | IndexEntry::Frame(h, ..) => h,
+        }
+    }
+
+    /// Where the frame holding the object is: (offset, length).
+    pub fn frame(&self) -> (u64, u64) {
+        match self {
+            IndexEntry::InBlock(_, o, l, ..) | IndexEntry::Frame(_, o, l) => (*o, *l),
+        }
+    }
+
+    /// The object's bytes within the decoded frame, for an object in a block.
+    pub fn slice(&self) -> Option<(u64, u64)> {
+        match self {
+            IndexEntry::InBlock(_, _, _, start, size) => Some((*start, *size)),
+            IndexEntry::Frame(..) => None,
+        }
+    }
+
+    pub fn loc(&self, pack: &Arc<str>) -> Loc {
+        let (offset, len) = self.frame();
+        Loc { pack: pack.clone(), offset, len, slice: self.slice() }
+    }
+}
+
+pub(crate) type PackIndex = Vec<IndexEntry>;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Loc {
     pub pack: Arc<str>,
     pub offset: u64,
     pub len: u64,
+    /// (start, size) in the decoded frame when the object is in a block.
+    pub slice: Option<(u64, u64)>,
 }
 
 /// Frames are buffered up to this size per `write`.
@@ -47,7 +93,7 @@ pub(crate) struct PackWriter {
     temp: PathBuf,
     dir: PathBuf,
     offset: u64,
-    entries: Vec<(String, u64, u64)>,
+    entries: PackIndex,
     buffer: Vec<u8>,
     /// SHA-256 of every byte written, to check the pack as it reads back.
     written: Sha256,
@@ -69,14 +115,42 @@ impl PackWriter {
         })
     }
 
+    /// Append a frame that is one object.
     pub fn add(&mut self, hash: &str, frame: &[u8]) -> Result<()> {
+        let (offset, len) = self.append(frame)?;
+        self.entries.push(IndexEntry::Frame(hash.to_owned(), offset, len));
+        Ok(())
+    }
+
+    /// Append a block: one frame holding `objects` as (hash, start, size) of its content.
+    pub fn add_block(&mut self, frame: &[u8], objects: &[(String, u64, u64)]) -> Result<()> {
+        let (offset, len) = self.append(frame)?;
+        for (hash, start, size) in objects {
+            self.entries.push(IndexEntry::InBlock(hash.clone(), offset, len, *start, *size));
+        }
+        Ok(())
+    }
+
+    /// Append index entries as they are (prune copying a frame): their frame's new offset.
+    pub fn add_copied(&mut self, frame: &[u8], entries: &[&IndexEntry]) -> Result<()> {
+        let (offset, len) = self.append(frame)?;
+        for e in entries {
+            self.entries.push(match e {
+                IndexEntry::InBlock(h, _, _, start, size) => IndexEntry::InBlock(h.clone(), offset, len, *start, *size),
+                IndexEntry::Frame(h, ..) => IndexEntry::Frame(h.clone(), offset, len),
+            });
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, frame: &[u8]) -> Result<(u64, u64)> {
         self.buffer.extend_from_slice(frame);
         if self.buffer.len() >= WRITE_BUFFER {
             self.write_buffer()?;
         }
-        self.entries.push((hash.to_owned(), self.offset, frame.len() as u64));
+        let at = (self.offset, frame.len() as u64);
         self.offset += frame.len() as u64;
-        Ok(())
+        Ok(at)
     }
 
     fn write_buffer(&mut self) -> Result<()> {
@@ -156,10 +230,9 @@ pub(crate) fn read_index(path: &Path) -> std::result::Result<PackIndex, String> 
     if Sha256::digest(&index)[..] != tail[8..40] {
         return Err("its index is damaged (checksum mismatch)".into());
     }
-    let entries: Vec<(String, u64, u64)> =
-        serde_json::from_slice(&index).map_err(|e| format!("its index is damaged ({e})"))?;
+    let entries: PackIndex = serde_json::from_slice(&index).map_err(|e| format!("its index is damaged ({e})"))?;
     let data_end = len - TRAILER - index_len;
-    if entries.iter().any(|(_, o, l)| o.saturating_add(*l) > data_end) {
+    if entries.iter().map(IndexEntry::frame).any(|(o, l)| o.saturating_add(l) > data_end) {
         return Err("its index points outside the pack".into());
     }
     Ok(entries)
@@ -180,8 +253,9 @@ pub(crate) fn load_all(dir: &Path) -> (HashMap<String, Loc>, Vec<(String, String
         match read_index(&dir.join(&name)) {
             Ok(entries) => {
                 let pack: Arc<str> = Arc::from(name.as_str());
-                for (hash, offset, len) in entries {
-                    map.entry(hash).or_insert(Loc { pack: pack.clone(), offset, len });
+                for e in entries {
+                    let loc = e.loc(&pack);
+                    map.entry(e.hash().to_owned()).or_insert(loc);
                 }
             }
             Err(why) => damaged.push((name, why)),
@@ -196,4 +270,43 @@ pub(crate) fn read_frame(dir: &Path, loc: &Loc) -> std::result::Result<Vec<u8>, 
     let mut buf = vec![0u8; loc.len as usize];
     f.read_exact_at(&mut buf, loc.offset).map_err(|e| format!("cannot read pack {}: {e}", loc.pack))?;
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_entries_of_both_forms_read_back_as_written() {
+        let entries = vec![
+            IndexEntry::Frame("aa".into(), 0, 10),
+            IndexEntry::InBlock("bb".into(), 10, 40, 0, 100),
+            IndexEntry::InBlock("cc".into(), 10, 40, 100, 7),
+        ];
+        let json = serde_json::to_string(&entries).unwrap();
+        assert_eq!(json, r#"[["aa",0,10],["bb",10,40,0,100],["cc",10,40,100,7]]"#);
+        let back: PackIndex = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, entries);
+        assert_eq!(back[2].slice(), Some((100, 7)));
+        assert_eq!(back[0].slice(), None);
+        // Neither form with another length is accepted.
+        assert!(serde_json::from_str::<PackIndex>(r#"[["aa",0,10,5]]"#).is_err());
+    }
+
+    #[test]
+    fn a_pack_of_frames_and_blocks_reads_back_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = PackWriter::create(dir.path()).unwrap();
+        w.add("aa", b"frame-one").unwrap();
+        w.add_block(b"block-bytes", &[("bb".into(), 0, 3), ("cc".into(), 3, 8)]).unwrap();
+        let (name, written) = w.finish().unwrap();
+        let read = read_index(&dir.path().join(&name)).unwrap();
+        assert_eq!(read, written);
+        assert_eq!(read[1].frame(), (9, 11));
+        let (map, damaged) = load_all(dir.path());
+        assert!(damaged.is_empty());
+        let loc = &map["cc"];
+        assert_eq!(read_frame(dir.path(), loc).unwrap(), b"block-bytes");
+        assert_eq!(loc.slice, Some((3, 8)));
+    }
 }

@@ -333,19 +333,26 @@ impl Repo {
                 return Ok(None);
             }
         };
-        let alive: Vec<&(String, u64, u64)> = entries.iter().filter(|(h, _, _)| live.contains(h)).collect();
+        let alive: Vec<&pack::IndexEntry> = entries.iter().filter(|e| live.contains(e.hash())).collect();
         if alive.len() == entries.len() {
             return Ok(None);
         }
         let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let mut copied = 0u64;
         if !alive.is_empty() {
+            // Each frame with a live object is copied once, with only its live entries
+            // (a block's dead objects stay in its bytes, but no index names them).
+            let mut frames: std::collections::BTreeMap<(u64, u64), Vec<&pack::IndexEntry>> = Default::default();
+            for e in &alive {
+                frames.entry(e.frame()).or_default().push(e);
+            }
             let mut w = pack::PackWriter::create(dir)?;
-            for (hash, offset, len) in &alive {
-                let loc = pack::Loc { pack: std::sync::Arc::from(name), offset: *offset, len: *len };
+            let pack_name: std::sync::Arc<str> = std::sync::Arc::from(name);
+            for ((offset, len), objects) in &frames {
+                let loc = pack::Loc { pack: pack_name.clone(), offset: *offset, len: *len, slice: None };
                 match pack::read_frame(dir, &loc) {
                     Ok(frame) => {
-                        if let Err(e) = w.add(hash, &frame) {
+                        if let Err(e) = w.add_copied(&frame, objects) {
                             w.abandon();
                             return Err(e);
                         }

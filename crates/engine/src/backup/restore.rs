@@ -124,7 +124,9 @@ impl Repo {
         let files = AtomicU64::new(0);
         let bytes = AtomicU64::new(0);
         let bad: Mutex<HashMap<String, String>> = Mutex::new(HashMap::new());
-        entries.par_iter().try_for_each(|e| -> Result<()> {
+        let mut ordered: Vec<&Entry> = entries.iter().collect();
+        self.read_order(&mut ordered, |e| e.hash.as_str());
+        ordered.par_iter().try_for_each_init(super::BlockCache::default, |cache, e| -> Result<()> {
             opts.cancel.check()?;
             let base = match (e.source, data_area) {
                 (Source::Library, _) => dir,
@@ -132,7 +134,7 @@ impl Repo {
                 (Source::Data, None) => return Ok(()),
             };
             let target = base.join(safe_rel(&e.path)?);
-            match self.read_object(&e.hash) {
+            match self.read_object_with(&e.hash, cache) {
                 Ok(data) if data.len() as u64 == e.size => {
                     write_restored(&target, &data, e)?;
                     files.fetch_add(1, Ordering::Relaxed);

@@ -88,15 +88,16 @@ impl Repo {
         for e in entries {
             sizes.insert(e.hash.as_str(), e.size);
         }
-        let list: Vec<(&str, u64)> = sizes.into_iter().collect();
+        let mut list: Vec<(&str, u64)> = sizes.into_iter().collect();
+        self.read_order(&mut list, |(h, _)| h);
         let total = list.len() as u64;
         let done = AtomicU64::new(0);
         let bytes = AtomicU64::new(0);
         let results: Vec<Result<Option<(String, String)>>> = list
             .par_iter()
-            .map(|(hash, size)| {
+            .map_init(super::BlockCache::default, |cache, (hash, size)| {
                 cancel.check()?;
-                let r = match self.read_object(hash) {
+                let r = match self.read_object_with(hash, cache) {
                     Ok(data) if data.len() as u64 == *size => {
                         bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                         None
