@@ -227,7 +227,10 @@ pub struct Repo {
 /// The block a pass over objects decoded last: ((pack, offset), content). One per
 /// worker and pass, so nothing outlives the pass that read it.
 #[derive(Default)]
-pub(crate) struct BlockCache(Option<((Arc<str>, u64), Vec<u8>)>);
+pub(crate) struct BlockCache(Option<(BlockKey, Vec<u8>)>);
+
+/// A block's frame: (pack, offset).
+type BlockKey = (Arc<str>, u64);
 
 /// Objects smaller than this go into blocks; bigger ones get a frame of their own.
 const BLOCK_OBJECT_MAX: usize = 64 * 1024;
@@ -281,7 +284,7 @@ impl Repo {
     }
 
     fn at(path: &Path) -> Repo {
-        let repo = Repo {
+        Repo {
             root: path.to_path_buf(),
             packs: Arc::default(),
             damaged_packs: Arc::default(),
@@ -289,8 +292,7 @@ impl Repo {
             writer: Arc::default(),
             block: Arc::default(),
             loaded: Arc::default(),
-        };
-        repo
+        }
     }
 
     /// Forget what is known of the packs and loose objects: read again on next use.
