@@ -150,7 +150,30 @@ type Key<'k> = (Source, &'k str);
 impl Snapshot<'_, '_> {
     fn run(&self, parent: Option<Manifest>, dirty: Option<Vec<String>>) -> Result<BackupReport> {
         let (lib, opts, repo) = (self.lib, self.opts, self.repo);
-        let walk = Walk { exclude: self.repo_canon, skipped: Mutex::new(Vec::new()) };
+        let new_bytes = AtomicU64::new(0);
+        let read_files = AtomicU64::new(0);
+        let written: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+        let checked: Mutex<HashMap<String, bool>> = Mutex::new(HashMap::new());
+        // The first snapshot reads every file anyway: the walk reads each folder's files
+        // while it lists the next folders, instead of only after the whole walk.
+        let (no_entries, no_hashes) = (HashMap::new(), HashSet::new());
+        let eager = (parent.is_none() && dirty.is_none()).then(|| FileCtx {
+            repo,
+            parent: &no_entries,
+            trusted_before: 0,
+            parent_hashes: &no_hashes,
+            written: &written,
+            checked: &checked,
+            new_bytes: &new_bytes,
+            read_files: &read_files,
+        });
+        let walk = Walk {
+            exclude: self.repo_canon,
+            skipped: Mutex::new(Vec::new()),
+            eager: eager.as_ref(),
+            cancel: &opts.cancel,
+            read: Mutex::new(HashMap::new()),
+        };
         // Library files: every one, or only those under the paths the journal names.
         let mut files = match &dirty {
             Some(paths) => walk.paths(lib.root(), paths)?,
@@ -173,6 +196,7 @@ impl Snapshot<'_, '_> {
         files.sort_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
         files.dedup_by(|a, b| a.source == b.source && a.rel == b.rel);
         let skipped = walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner());
+        let read_by_walk = walk.read.into_inner().unwrap_or_else(|p| p.into_inner());
         opts.cancel.check()?;
 
         // Only entries that were already old when the parent's scan began are trusted.
@@ -244,10 +268,6 @@ impl Snapshot<'_, '_> {
             groups.iter().zip(&affected).filter(|(_, a)| **a).flat_map(|(g, _)| &files[g.clone()]).collect();
         let total = work.len() as u64;
         let done = AtomicU64::new(0);
-        let new_bytes = AtomicU64::new(0);
-        let read_files = AtomicU64::new(0);
-        let written: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
-        let checked: Mutex<HashMap<String, bool>> = Mutex::new(HashMap::new());
         let ctx = FileCtx {
             repo,
             parent: &parent_entries,
@@ -262,7 +282,10 @@ impl Snapshot<'_, '_> {
             .par_iter()
             .map_init(super::BlockCache::default, |cache, c| {
                 opts.cancel.check()?;
-                let r = ctx.one_file(c, cache);
+                let r = match read_by_walk.get(&c.abs) {
+                    Some(e) => Ok(e.clone()),
+                    None => ctx.one_file(c, cache),
+                };
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_multiple_of(64) || n == total {
                     report(opts.progress, "backup", n, total);
@@ -509,6 +532,11 @@ struct Walk<'a> {
     /// The repository, when it is inside the library.
     exclude: &'a Path,
     skipped: Mutex<Vec<String>>,
+    /// Read each folder's files as soon as it is listed (the first snapshot).
+    eager: Option<&'a FileCtx<'a>>,
+    cancel: &'a CancelToken,
+    /// What the eager reads gave, by absolute path.
+    read: Mutex<HashMap<PathBuf, Option<Entry>>>,
 }
 
 impl Walk<'_> {
@@ -579,10 +607,29 @@ impl Walk<'_> {
             };
             files.push(Candidate { source, rel: rel.replace('\\', "/"), abs, meta });
         }
-        let nested: Vec<Vec<Candidate>> =
-            folders.par_iter().map(|sub| self.folder(base, sub, source)).collect::<Result<_>>()?;
+        let walk_on = || folders.par_iter().map(|sub| self.folder(base, sub, source)).collect::<Result<Vec<_>>>();
+        let nested = match self.eager {
+            Some(ctx) => {
+                let (read, nested) = rayon::join(|| self.read_now(ctx, &files), walk_on);
+                read?;
+                nested?
+            }
+            None => walk_on()?,
+        };
         files.extend(nested.into_iter().flatten());
         Ok(files)
+    }
+
+    fn read_now(&self, ctx: &FileCtx<'_>, files: &[Candidate]) -> Result<()> {
+        let read: Vec<(PathBuf, Option<Entry>)> = files
+            .par_iter()
+            .map_init(super::BlockCache::default, |cache, c| {
+                self.cancel.check()?;
+                Ok((c.abs.clone(), ctx.one_file(c, cache)?))
+            })
+            .collect::<Result<_>>()?;
+        self.read.lock().unwrap_or_else(|p| p.into_inner()).extend(read);
+        Ok(())
     }
 }
 
