@@ -157,7 +157,7 @@ impl Snapshot<'_, '_> {
         // The first snapshot reads every file anyway: the walk reads each folder's files
         // while it lists the next folders, instead of only after the whole walk.
         let (no_entries, no_hashes) = (HashMap::new(), HashSet::new());
-        let eager = (parent.is_none() && dirty.is_none()).then(|| FileCtx {
+        let eager = (parent.is_none() && dirty.is_none()).then_some(FileCtx {
             repo,
             parent: &no_entries,
             trusted_before: 0,
