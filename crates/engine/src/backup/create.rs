@@ -70,6 +70,8 @@ struct Candidate {
     abs: PathBuf,
     /// `lstat` taken by the walk (relative to the open folder: no path lookup).
     meta: fs::Metadata,
+    /// Already read by the walk (the first snapshot): its entry, `None` if it vanished.
+    read: Option<Option<Entry>>,
 }
 
 /// Take a snapshot of `lib` (library folder + trash + version history + credential names).
@@ -172,7 +174,6 @@ impl Snapshot<'_, '_> {
             skipped: Mutex::new(Vec::new()),
             eager: eager.as_ref(),
             cancel: &opts.cancel,
-            read: Mutex::new(HashMap::new()),
         };
         // Library files: every one, or only those under the paths the journal names.
         let mut files = match &dirty {
@@ -190,13 +191,12 @@ impl Snapshot<'_, '_> {
             if let Ok(meta) = fs::symlink_metadata(&abs)
                 && meta.is_file()
             {
-                files.push(Candidate { source: Source::Data, rel: (*rel).to_owned(), abs, meta });
+                files.push(Candidate { source: Source::Data, rel: (*rel).to_owned(), abs, meta, read: None });
             }
         }
         files.sort_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
         files.dedup_by(|a, b| a.source == b.source && a.rel == b.rel);
         let skipped = walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner());
-        let read_by_walk = walk.read.into_inner().unwrap_or_else(|p| p.into_inner());
         opts.cancel.check()?;
 
         // Only entries that were already old when the parent's scan began are trusted.
@@ -282,7 +282,7 @@ impl Snapshot<'_, '_> {
             .par_iter()
             .map_init(super::BlockCache::default, |cache, c| {
                 opts.cancel.check()?;
-                let r = match read_by_walk.get(&c.abs) {
+                let r = match &c.read {
                     Some(e) => Ok(e.clone()),
                     None => ctx.one_file(c, cache),
                 };
@@ -293,12 +293,8 @@ impl Snapshot<'_, '_> {
                 r
             })
             .collect();
-        let mut fresh: HashMap<Key<'_>, Entry> = HashMap::with_capacity(results.len());
-        for (c, r) in work.iter().zip(results) {
-            if let Some(e) = r? {
-                fresh.insert((c.source, c.rel.as_str()), e);
-            }
-        }
+        // In the order of `work`: the affected groups' files, group by group.
+        let mut fresh = results.into_iter().collect::<Result<Vec<Option<Entry>>>>()?.into_iter();
         opts.cancel.check()?;
 
         // The new file list, chunk by chunk.
@@ -317,7 +313,7 @@ impl Snapshot<'_, '_> {
                     old_entries[i].iter().filter(|e| e.source == Source::Library && !under_dirty(&e.path)).cloned(),
                 );
             }
-            entries.extend(files[range.clone()].iter().filter_map(|c| fresh.remove(&(c.source, c.rel.as_str()))));
+            entries.extend(fresh.by_ref().take(range.len()).flatten());
             segments.push(Segment::Fresh(entries));
         }
         if let Some(sealed) = self.sealed {
@@ -535,8 +531,6 @@ struct Walk<'a> {
     /// Read each folder's files as soon as it is listed (the first snapshot).
     eager: Option<&'a FileCtx<'a>>,
     cancel: &'a CancelToken,
-    /// What the eager reads gave, by absolute path.
-    read: Mutex<HashMap<PathBuf, Option<Entry>>>,
 }
 
 impl Walk<'_> {
@@ -567,7 +561,7 @@ impl Walk<'_> {
             if meta.is_dir() {
                 out.extend(self.folder(root, &abs, Source::Library)?);
             } else if meta.is_file() && !abs.file_name().is_some_and(|n| fsio::is_temp_name(&n.to_string_lossy())) {
-                out.push(Candidate { source: Source::Library, rel: rel.clone(), abs, meta });
+                out.push(Candidate { source: Source::Library, rel: rel.clone(), abs, meta, read: None });
             }
         }
         Ok(out)
@@ -605,12 +599,12 @@ impl Walk<'_> {
                 self.skipped.lock().unwrap_or_else(|p| p.into_inner()).push(why);
                 continue;
             };
-            files.push(Candidate { source, rel: rel.replace('\\', "/"), abs, meta });
+            files.push(Candidate { source, rel: rel.replace('\\', "/"), abs, meta, read: None });
         }
         let walk_on = || folders.par_iter().map(|sub| self.folder(base, sub, source)).collect::<Result<Vec<_>>>();
         let nested = match self.eager {
             Some(ctx) => {
-                let (read, nested) = rayon::join(|| self.read_now(ctx, &files), walk_on);
+                let (read, nested) = rayon::join(|| self.read_now(ctx, &mut files), walk_on);
                 read?;
                 nested?
             }
@@ -620,16 +614,12 @@ impl Walk<'_> {
         Ok(files)
     }
 
-    fn read_now(&self, ctx: &FileCtx<'_>, files: &[Candidate]) -> Result<()> {
-        let read: Vec<(PathBuf, Option<Entry>)> = files
-            .par_iter()
-            .map_init(super::BlockCache::default, |cache, c| {
-                self.cancel.check()?;
-                Ok((c.abs.clone(), ctx.one_file(c, cache)?))
-            })
-            .collect::<Result<_>>()?;
-        self.read.lock().unwrap_or_else(|p| p.into_inner()).extend(read);
-        Ok(())
+    fn read_now(&self, ctx: &FileCtx<'_>, files: &mut [Candidate]) -> Result<()> {
+        files.par_iter_mut().try_for_each_init(super::BlockCache::default, |cache, c| {
+            self.cancel.check()?;
+            c.read = Some(ctx.one_file(c, cache)?);
+            Ok(())
+        })
     }
 }
 
