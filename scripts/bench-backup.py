@@ -97,6 +97,7 @@ def bench(count, reps, work):
     res["changed_s"] = s
     res["changed_engine_ms"] = r["millis"]
     res["changed_new_bytes"] = r["new_bytes"]
+    res["changed_list_bytes"] = r.get("list_bytes", 0)
     last = r["id"]
 
     verify_s, verify_mbps, restore_s, untar_s = [], [], [], []
@@ -130,6 +131,7 @@ def bench(count, reps, work):
     res["watched_changed_files"] = w["changed_files"]
     res["watched_changed_s"] = w["changed_ms"] / 1e3
     res["watched_changed_new_bytes"] = w["changed_new_bytes"]
+    res["watched_changed_list_bytes"] = w["changed_list_bytes"]
     res["watched_unchanged_vs_tar"] = res["watched_unchanged_s"] / res["tar_s"]
     res["full_vs_tar"] = res["tar_s"] / res["full_s"]
     res["unchanged_share"] = res["unchanged_s"] / res["full_s"]

@@ -87,6 +87,7 @@ pub fn run(o: &WatchedBackupOptions) -> Result<(), String> {
             "changed_journal": changed.journal,
             "changed_read_files": changed.read_files,
             "changed_new_bytes": changed.new_bytes,
+            "changed_list_bytes": changed.list_bytes,
         })
     );
     Ok(())

@@ -137,7 +137,8 @@ pub struct Manifest {
     pub started: i64,
     pub files: u64,
     pub bytes: u64,
-    /// Compressed bytes of objects this snapshot added to the repository.
+    /// Compressed bytes of file contents this snapshot added to the repository (its
+    /// file-list chunks not included).
     pub new_bytes: u64,
     /// Format 1: the file list. Format 2: filled in from `chunks` when loaded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
