@@ -12,6 +12,9 @@ use bpv_engine::backup::{self, BackupOptions, CancelToken, Repo, RestoreOptions,
 use bpv_engine::fsio;
 use bpv_engine::library::{BlueprintSave, Library, OpenOptions};
 
+mod common;
+use common::{files_under, random_bytes};
+
 struct Fixture {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
@@ -74,23 +77,9 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// Make every file look an hour old (files written within 2 s of a backup are re-read).
 fn age_files(dir: &Path) {
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    for p in walkdir(dir) {
+    for p in files_under(dir) {
         fs::File::options().write(true).open(&p).unwrap().set_modified(hour_ago).unwrap();
     }
-}
-
-/// Incompressible bytes.
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// path → (bytes, mtime, mode) of every file under `dir`.
@@ -99,27 +88,11 @@ fn tree(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime, u32)> {
     if !dir.exists() {
         return out;
     }
-    for e in walkdir(dir) {
+    for e in files_under(dir) {
         let m = fs::symlink_metadata(&e).unwrap();
         if m.is_file() {
             let rel = e.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
             out.insert(rel, (fs::read(&e).unwrap(), m.modified().unwrap(), m.permissions().mode() & 0o7777));
-        }
-    }
-    out
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if fs::symlink_metadata(&p).unwrap().is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
         }
     }
     out
@@ -633,7 +606,7 @@ fn a_full_disk_mid_backup_fails_cleanly_and_keeps_earlier_snapshots() {
     repo.restore_to(&first.id, &out, None, &restore_opts()).unwrap();
     assert_eq!(fs::read(out.join("Blueprints/personal/a.blueprint.yaml")).unwrap(), yaml("Alpha"));
     // No temp files left behind.
-    let temps: Vec<_> = walkdir(&repo_path)
+    let temps: Vec<_> = files_under(&repo_path)
         .into_iter()
         .filter(|p| fsio::is_temp_name(&p.file_name().unwrap().to_string_lossy()))
         .collect();
@@ -688,7 +661,7 @@ fn credential_names_travel_with_snapshots_values_never_and_in_place_restore_keep
     assert!(paths.contains(&"secrets/audit.log".to_owned()), "{paths:?}");
     assert!(!paths.iter().any(|p| p.ends_with(".sealed")), "a sealed store went into the snapshot: {paths:?}");
     // No value in any file of the repository, compressed or not.
-    for file in walkdir(&f.repo()) {
+    for file in files_under(&f.repo()) {
         let raw = fs::read(&file).unwrap();
         let plain = zstd::stream::decode_all(&raw[..]).unwrap_or_default();
         for value in [&old_value[..], b"sk-RETIRED-value-77aa11bb22cc"] {
@@ -755,7 +728,7 @@ fn with_secrets_values_are_sealed_refused_with_a_wrong_passphrase_and_round_trip
     let repo = Repo::open(&f.repo()).unwrap();
     let has_sealed = |id: &str| repo.contents(id).unwrap().iter().any(|e| e.path == backup::SEALED_SECRETS);
     assert!(has_sealed(&with.id) && !has_sealed(&without.id));
-    for file in walkdir(&f.repo()) {
+    for file in files_under(&f.repo()) {
         let raw = fs::read(&file).unwrap();
         let plain = zstd::stream::decode_all(&raw[..]).unwrap_or_default();
         for (_, value) in values {
@@ -801,9 +774,9 @@ fn prune_preview_matches_the_prune_and_changes_nothing() {
     let repo = Repo::open(&f.repo()).unwrap();
     assert_eq!(repo.prune_preview(&Retention::default()).unwrap_err().code(), "invalid_argument");
     let policy = Retention { keep_last: Some(1), ..Default::default() };
-    let files_before = walkdir(&f.repo());
+    let files_before = files_under(&f.repo());
     let preview = repo.prune_preview(&policy).unwrap();
-    assert_eq!(walkdir(&f.repo()), files_before, "the preview changed the repository");
+    assert_eq!(files_under(&f.repo()), files_before, "the preview changed the repository");
     assert_eq!(preview.kept, vec![ids[3].clone()]);
     assert_eq!(preview.removed, vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]);
     // Daily: all four were taken today, so only the newest is kept.

@@ -12,6 +12,9 @@ use bpv_engine::backup::{self, BackupOptions, BackupReport, Repo, RestoreOptions
 use bpv_engine::library::{Library, OpenOptions};
 use bpv_engine::watch::{WatchOptions, Watcher};
 
+mod common;
+use common::{bytes_tree as library_tree, files_under};
+
 struct Fixture {
     _tmp: tempfile::TempDir,
     dir: PathBuf,
@@ -66,30 +69,6 @@ fn write(root: &Path, rel: &str, body: &[u8]) {
 
 fn yaml(name: &str) -> Vec<u8> {
     format!("name: {name}\nnodes:\n  - id: a\n    type: t\n").into_bytes()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if fs::symlink_metadata(&p).unwrap().is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The library folder's files: path → bytes.
-fn library_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    files_under(root)
-        .into_iter()
-        .map(|p| (p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), fs::read(&p).unwrap()))
-        .collect()
 }
 
 /// A snapshot's library entries: path → (size, mtime, mode, hash).

@@ -12,42 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bpv_engine::backup::{self, BackupOptions, CancelToken, Progress, Repo, RestoreOptions, Retention};
 use bpv_engine::library::{Library, OpenOptions};
 
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if fs::symlink_metadata(&p).unwrap().is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// path → bytes of every file under `dir` (and every folder, as an empty entry).
-fn bytes_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    files_under(dir)
-        .into_iter()
-        .map(|p| (p.strip_prefix(dir).unwrap().to_string_lossy().into_owned(), fs::read(&p).unwrap()))
-        .collect()
-}
+mod common;
+use common::{bytes_tree, files_under, random_bytes};
 
 fn copy_dir(from: &Path, to: &Path) {
     for p in files_under(from) {

@@ -515,13 +515,13 @@ impl Repo {
     pub(crate) fn read_object_with(&self, hash: &str, cache: &mut BlockCache) -> std::result::Result<Vec<u8>, String> {
         self.ensure_loaded();
         let loc = self.packs.read().unwrap_or_else(|p| p.into_inner()).get(hash).cloned();
-        let raw = match loc {
-            Some(loc) if loc.slice.is_some() => return self.read_from_block(hash, &loc, cache),
-            Some(loc) => pack::read_frame(&self.packs_dir(), &loc)?,
+        let data = match loc {
+            Some(loc) if loc.slice.is_some() => self.read_from_block(&loc, cache)?,
+            Some(loc) => Self::decode(&pack::read_frame(&self.packs_dir(), &loc)?)?,
             None => {
                 let path = self.object_path(hash);
                 match fs::read(&path) {
-                    Ok(b) => b,
+                    Ok(b) => Self::decode(&b)?,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         let damaged = self.damaged_packs.read().unwrap_or_else(|p| p.into_inner());
                         let mut why = String::from("object missing");
@@ -534,21 +534,19 @@ impl Repo {
                 }
             }
         };
-        let data = decompress(&raw).map_err(|e| format!("object damaged (cannot decompress: {e})"))?;
         if hex::encode(Sha256::digest(&data)) != hash {
             return Err("object damaged (content does not match its hash)".into());
         }
         Ok(data)
     }
 
-    /// An object in a block: the block is decoded once and kept in `cache` while the
-    /// following reads take their objects from it.
-    fn read_from_block(
-        &self,
-        hash: &str,
-        loc: &pack::Loc,
-        cache: &mut BlockCache,
-    ) -> std::result::Result<Vec<u8>, String> {
+    fn decode(raw: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        decompress(raw).map_err(|e| format!("object damaged (cannot decompress: {e})"))
+    }
+
+    /// An object's bytes in a block (unchecked: the caller hashes them). The block is
+    /// decoded once and kept in `cache` while the following reads take their objects from it.
+    fn read_from_block(&self, loc: &pack::Loc, cache: &mut BlockCache) -> std::result::Result<Vec<u8>, String> {
         let (start, size) = loc.slice.unwrap_or_default();
         let key = (loc.pack.clone(), loc.offset);
         let block = match &cache.0 {
@@ -556,19 +554,13 @@ impl Repo {
             _ => {
                 cache.0 = None;
                 let raw = pack::read_frame(&self.packs_dir(), loc)?;
-                let block =
-                    decompress(&raw).map_err(|e| format!("object damaged (cannot decompress its block: {e})"))?;
-                &cache.0.insert((key, block)).1
+                &cache.0.insert((key, Self::decode(&raw)?)).1
             }
         };
-        let data = match start.checked_add(size).filter(|e| *e <= block.len() as u64) {
-            Some(end) => block[start as usize..end as usize].to_vec(),
-            None => return Err("object damaged (outside its block)".into()),
-        };
-        if hex::encode(Sha256::digest(&data)) != hash {
-            return Err("object damaged (content does not match its hash)".into());
+        match start.checked_add(size).filter(|e| *e <= block.len() as u64) {
+            Some(end) => Ok(block[start as usize..end as usize].to_vec()),
+            None => Err("object damaged (outside its block)".into()),
         }
-        Ok(data)
     }
 
     /// Sort object hashes into the order they are stored (pack, offset; loose last), so
