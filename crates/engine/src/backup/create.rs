@@ -11,7 +11,7 @@
 //! `RACY_WINDOW_NS` of the parent's scan are always read again (coarse timestamps).
 //! `bpv verify` and restore still re-hash everything they read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 
 use super::chunks::{ChunkRef, Fingerprint};
 use super::{
-    CancelToken, DATA_FOLDERS, Entry, MANIFEST_FORMAT, Manifest, ProgressFn, Repo, Source, mode_of, now_rfc3339,
-    read_stable, report,
+    CancelToken, DATA_FOLDERS, Entry, FastMap, FastSet, FileAt, MANIFEST_FORMAT, Manifest, ProgressFn, Repo, Scratch,
+    Source, mode_of, now_rfc3339, read_stable, report,
 };
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -158,11 +158,11 @@ impl Snapshot<'_, '_> {
         let (lib, opts, repo) = (self.lib, self.opts, self.repo);
         let new_bytes = AtomicU64::new(0);
         let read_files = AtomicU64::new(0);
-        let written: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
-        let checked: Mutex<HashMap<String, bool>> = Mutex::new(HashMap::new());
+        let written: Mutex<FastSet<String>> = Mutex::default();
+        let checked: Mutex<FastMap<String, bool>> = Mutex::default();
         // The first snapshot reads every file anyway: the walk reads each folder's files
         // while it lists the next folders, instead of only after the whole walk.
-        let (no_entries, no_hashes) = (HashMap::new(), HashSet::new());
+        let (no_entries, no_hashes) = (FastMap::default(), FastSet::default());
         let eager = (parent.is_none() && dirty.is_none()).then_some(FileCtx {
             repo,
             parent: &no_entries,
@@ -263,10 +263,10 @@ impl Snapshot<'_, '_> {
         if dirty.is_some() && !lost.is_empty() {
             return Err(Error::Corrupt("a chunk of the previous snapshot cannot be read".into()));
         }
-        let parent_entries: HashMap<Key<'_>, &Entry> =
+        let parent_entries: FastMap<Key<'_>, &Entry> =
             old_entries.iter().flatten().map(|e| ((e.source, e.path.as_str()), e)).collect();
         // Contents a kept snapshot already has, trusted without reading them back.
-        let parent_hashes: HashSet<&str> = old_entries.iter().flatten().map(|e| e.hash.as_str()).collect();
+        let parent_hashes: FastSet<&str> = old_entries.iter().flatten().map(|e| e.hash.as_str()).collect();
 
         let work: Vec<&Candidate> =
             groups.iter().zip(&affected).filter(|(_, a)| **a).flat_map(|(g, _)| &files[g.clone()]).collect();
@@ -284,11 +284,11 @@ impl Snapshot<'_, '_> {
         };
         let results: Vec<Result<Option<Entry>>> = work
             .par_iter()
-            .map_init(super::BlockCache::default, |cache, c| {
+            .map_init(Scratch::default, |scratch, c| {
                 opts.cancel.check()?;
                 let r = match &c.read {
                     Some(e) => Ok(e.clone()),
-                    None => ctx.one_file(c, cache),
+                    None => ctx.one_file(c, None, scratch),
                 };
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_multiple_of(64) || n == total {
@@ -449,17 +449,25 @@ fn range_meets(start: Option<Key<'_>>, end: Option<Key<'_>>, dirty: &str) -> boo
 
 struct FileCtx<'a> {
     repo: &'a Repo,
-    parent: &'a HashMap<Key<'a>, &'a Entry>,
+    parent: &'a FastMap<Key<'a>, &'a Entry>,
     trusted_before: i64,
-    parent_hashes: &'a HashSet<&'a str>,
-    written: &'a Mutex<HashSet<String>>,
-    checked: &'a Mutex<HashMap<String, bool>>,
+    parent_hashes: &'a FastSet<&'a str>,
+    written: &'a Mutex<FastSet<String>>,
+    checked: &'a Mutex<FastMap<String, bool>>,
     new_bytes: &'a AtomicU64,
     read_files: &'a AtomicU64,
 }
 
 impl FileCtx<'_> {
-    fn one_file(&self, c: &Candidate, cache: &mut super::BlockCache) -> Result<Option<Entry>> {
+    /// The entry of one scanned file (`None` if it is gone), storing its content if new.
+    /// `folder` is the file's folder when the walk has it open.
+    fn one_file(&self, c: &Candidate, folder: Option<&fs::File>, scratch: &mut Scratch) -> Result<Option<Entry>> {
+        let r = self.read_file(c, folder, scratch);
+        scratch.release_big();
+        r
+    }
+
+    fn read_file(&self, c: &Candidate, folder: Option<&fs::File>, scratch: &mut Scratch) -> Result<Option<Entry>> {
         let (repo, parent, trusted_before) = (self.repo, self.parent, self.trusted_before);
         let (written, checked, new_bytes, read_files) = (self.written, self.checked, self.new_bytes, self.read_files);
         let meta = &c.meta;
@@ -479,12 +487,13 @@ impl FileCtx<'_> {
             return Ok(Some(Entry { path: c.rel.clone(), source: c.source, size, mtime, mode, hash, ino, ctime }));
         }
         read_files.fetch_add(1, Ordering::Relaxed);
-        let (data, meta) = match read_stable(&c.abs) {
+        let at = FileAt { path: &c.abs, folder };
+        let (data, meta) = match read_stable(&at, Some(&c.meta), &mut scratch.read) {
             Ok(x) => x,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("cannot back up", &c.abs, e)),
         };
-        let hash = hex::encode(Sha256::digest(&data));
+        let hash = hex::encode(Sha256::digest(data));
         let entry = Entry {
             path: c.rel.clone(),
             source: c.source,
@@ -507,15 +516,16 @@ impl FileCtx<'_> {
             // reused only if it checks out; a damaged one is rewritten.
             let known_good = {
                 let mut ch = checked.lock().unwrap_or_else(|p| p.into_inner());
-                *ch.entry(hash.clone())
-                    .or_insert_with(|| repo.has_object(&hash) && repo.read_object_with(&hash, cache).is_ok())
+                *ch.entry(hash.clone()).or_insert_with(|| {
+                    repo.has_object(&hash) && repo.read_object_with(&hash, &mut scratch.cache).is_ok()
+                })
             };
             if known_good {
                 return Ok(Some(entry));
             }
             w.insert(hash.clone());
         }
-        let n = repo.write_object(&hash, &data)?;
+        let n = repo.write_object(&hash, data)?;
         new_bytes.fetch_add(n, Ordering::Relaxed);
         Ok(Some(entry))
     }
@@ -608,7 +618,14 @@ impl Walk<'_> {
         let walk_on = || folders.par_iter().map(|sub| self.folder(base, sub, source)).collect::<Result<Vec<_>>>();
         let nested = match self.eager {
             Some(ctx) => {
-                let (read, nested) = rayon::join(|| self.read_now(ctx, &mut files), walk_on);
+                // Files are opened relative to the folder (no full path lookup each);
+                // by path if the folder cannot be opened a second time.
+                let open = {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let flags = libc::O_DIRECTORY | libc::O_NOFOLLOW;
+                    fs::OpenOptions::new().read(true).custom_flags(flags).open(dir).ok()
+                };
+                let (read, nested) = rayon::join(|| self.read_now(ctx, open.as_ref(), &mut files), walk_on);
                 read?;
                 nested?
             }
@@ -618,10 +635,10 @@ impl Walk<'_> {
         Ok(files)
     }
 
-    fn read_now(&self, ctx: &FileCtx<'_>, files: &mut [Candidate]) -> Result<()> {
-        files.par_iter_mut().try_for_each_init(super::BlockCache::default, |cache, c| {
+    fn read_now(&self, ctx: &FileCtx<'_>, folder: Option<&fs::File>, files: &mut [Candidate]) -> Result<()> {
+        files.par_iter_mut().try_for_each_init(Scratch::default, |scratch, c| {
             self.cancel.check()?;
-            c.read = Some(ctx.one_file(c, cache)?);
+            c.read = Some(ctx.one_file(c, folder, scratch)?);
             Ok(())
         })
     }

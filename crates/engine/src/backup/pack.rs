@@ -16,7 +16,6 @@
 //! a name always has its trailer; the frames are checked object by object (SHA-256 of
 //! the content), the trailer by its own checksum.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -239,8 +238,8 @@ pub(crate) fn read_index(path: &Path) -> std::result::Result<PackIndex, String> 
 }
 
 /// The object map of every readable pack in `dir`, plus the packs that could not be read.
-pub(crate) fn load_all(dir: &Path) -> (HashMap<String, Loc>, Vec<(String, String)>) {
-    let mut map = HashMap::new();
+pub(crate) fn load_all(dir: &Path) -> (super::FastMap<String, Loc>, Vec<(String, String)>) {
+    let mut map = super::FastMap::default();
     let mut damaged = Vec::new();
     let Ok(rd) = fs::read_dir(dir) else { return (map, damaged) };
     let mut names: Vec<String> = rd
