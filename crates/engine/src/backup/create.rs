@@ -13,7 +13,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::chunks::{ChunkRef, Fingerprint};
 use super::{
     CancelToken, DATA_FOLDERS, Entry, FastMap, FastSet, FileAt, MANIFEST_FORMAT, Manifest, ProgressFn, Repo, Scratch,
-    Source, mode_of, now_rfc3339, read_stable, report,
+    Source, Stat, now_rfc3339, read_stable, report,
 };
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -68,12 +67,13 @@ pub struct BackupReport {
     pub journal: bool,
 }
 
+/// A scanned file. Kept for every file of the library during a backup, so it is small:
+/// its path is `rel` under the library (or its private area for `Source::Data`).
 struct Candidate {
     source: Source,
     rel: String,
-    abs: PathBuf,
     /// `lstat` taken by the walk (relative to the open folder: no path lookup).
-    meta: fs::Metadata,
+    stat: Stat,
     /// Already read by the walk (the first snapshot): its entry, `None` if it vanished.
     read: Option<Option<Entry>>,
 }
@@ -165,6 +165,8 @@ impl Snapshot<'_, '_> {
         let (no_entries, no_hashes) = (FastMap::default(), FastSet::default());
         let eager = (parent.is_none() && dirty.is_none()).then_some(FileCtx {
             repo,
+            lib_root: lib.root(),
+            area: lib.area(),
             parent: &no_entries,
             trusted_before: 0,
             parent_hashes: &no_hashes,
@@ -195,7 +197,12 @@ impl Snapshot<'_, '_> {
             if let Ok(meta) = fs::symlink_metadata(&abs)
                 && meta.is_file()
             {
-                files.push(Candidate { source: Source::Data, rel: (*rel).to_owned(), abs, meta, read: None });
+                files.push(Candidate {
+                    source: Source::Data,
+                    rel: (*rel).to_owned(),
+                    stat: Stat::of(&meta),
+                    read: None,
+                });
             }
         }
         files.sort_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
@@ -231,8 +238,8 @@ impl Snapshot<'_, '_> {
                 }
                 let mut fp = Fingerprint::default();
                 for c in cands {
-                    let m = &c.meta;
-                    fp.add(c.source, &c.rel, m.len(), fsio::mtime_ns(m), mode_of(m), m.ino(), ctime_ns(m));
+                    let m = &c.stat;
+                    fp.add(c.source, &c.rel, m.len, m.mtime, m.mode, m.ino, m.ctime);
                 }
                 !(chunk.max_mtime < trusted_before && fp.finish() == chunk.fp)
             })
@@ -268,12 +275,18 @@ impl Snapshot<'_, '_> {
         // Contents a kept snapshot already has, trusted without reading them back.
         let parent_hashes: FastSet<&str> = old_entries.iter().flatten().map(|e| e.hash.as_str()).collect();
 
-        let work: Vec<&Candidate> =
-            groups.iter().zip(&affected).filter(|(_, a)| **a).flat_map(|(g, _)| &files[g.clone()]).collect();
+        let mut in_work = vec![false; files.len()];
+        for (g, _) in groups.iter().zip(&affected).filter(|(_, a)| **a) {
+            in_work[g.clone()].fill(true);
+        }
+        let work: Vec<&mut Candidate> =
+            files.iter_mut().zip(in_work).filter_map(|(c, in_work)| in_work.then_some(c)).collect();
         let total = work.len() as u64;
         let done = AtomicU64::new(0);
         let ctx = FileCtx {
             repo,
+            lib_root: lib.root(),
+            area: lib.area(),
             parent: &parent_entries,
             trusted_before,
             parent_hashes: &parent_hashes,
@@ -283,11 +296,11 @@ impl Snapshot<'_, '_> {
             read_files: &read_files,
         };
         let results: Vec<Result<Option<Entry>>> = work
-            .par_iter()
+            .into_par_iter()
             .map_init(Scratch::default, |scratch, c| {
                 opts.cancel.check()?;
-                let r = match &c.read {
-                    Some(e) => Ok(e.clone()),
+                let r = match c.read.take() {
+                    Some(e) => Ok(e),
                     None => ctx.one_file(c, None, scratch),
                 };
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -449,6 +462,9 @@ fn range_meets(start: Option<Key<'_>>, end: Option<Key<'_>>, dirty: &str) -> boo
 
 struct FileCtx<'a> {
     repo: &'a Repo,
+    /// Where `Source::Library` and `Source::Data` paths are.
+    lib_root: &'a Path,
+    area: &'a Path,
     parent: &'a FastMap<Key<'a>, &'a Entry>,
     trusted_before: i64,
     parent_hashes: &'a FastSet<&'a str>,
@@ -470,9 +486,7 @@ impl FileCtx<'_> {
     fn read_file(&self, c: &Candidate, folder: Option<&fs::File>, scratch: &mut Scratch) -> Result<Option<Entry>> {
         let (repo, parent, trusted_before) = (self.repo, self.parent, self.trusted_before);
         let (written, checked, new_bytes, read_files) = (self.written, self.checked, self.new_bytes, self.read_files);
-        let meta = &c.meta;
-        let (size, mtime, mode, ino, ctime) =
-            (meta.len(), fsio::mtime_ns(meta), mode_of(meta), meta.ino(), ctime_ns(meta));
+        let Stat { len: size, mtime, mode, ino, ctime, .. } = c.stat;
         if let Some(prev) = parent.get(&(c.source, c.rel.as_str()))
         && prev.size == size
         && prev.mtime == mtime
@@ -487,22 +501,26 @@ impl FileCtx<'_> {
             return Ok(Some(Entry { path: c.rel.clone(), source: c.source, size, mtime, mode, hash, ino, ctime }));
         }
         read_files.fetch_add(1, Ordering::Relaxed);
-        let at = FileAt { path: &c.abs, folder };
-        let (data, meta) = match read_stable(&at, Some(&c.meta), &mut scratch.read) {
+        let abs = match c.source {
+            Source::Library => self.lib_root.join(&c.rel),
+            Source::Data => self.area.join(&c.rel),
+        };
+        let at = FileAt { path: &abs, folder };
+        let (data, stat) = match read_stable(&at, Some(&c.stat), &mut scratch.read) {
             Ok(x) => x,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("cannot back up", &c.abs, e)),
+            Err(e) => return Err(Error::io("cannot back up", &abs, e)),
         };
         let hash = hex::encode(Sha256::digest(data));
         let entry = Entry {
             path: c.rel.clone(),
             source: c.source,
             size: data.len() as u64,
-            mtime: fsio::mtime_ns(&meta),
-            mode: mode_of(&meta),
+            mtime: stat.mtime,
+            mode: stat.mode,
             hash: hash.clone(),
-            ino: meta.ino(),
-            ctime: ctime_ns(&meta),
+            ino: stat.ino,
+            ctime: stat.ctime,
         };
         if self.parent_hashes.contains(hash.as_str()) {
             return Ok(Some(entry));
@@ -514,11 +532,9 @@ impl FileCtx<'_> {
             }
             // An object left by an interrupted backup (or named by an older snapshot) is
             // reused only if it checks out; a damaged one is rewritten.
-            let known_good = {
+            let known_good = repo.has_object(&hash) && {
                 let mut ch = checked.lock().unwrap_or_else(|p| p.into_inner());
-                *ch.entry(hash.clone()).or_insert_with(|| {
-                    repo.has_object(&hash) && repo.read_object_with(&hash, &mut scratch.cache).is_ok()
-                })
+                *ch.entry(hash.clone()).or_insert_with(|| repo.read_object_with(&hash, &mut scratch.cache).is_ok())
             };
             if known_good {
                 return Ok(Some(entry));
@@ -529,10 +545,6 @@ impl FileCtx<'_> {
         new_bytes.fetch_add(n, Ordering::Relaxed);
         Ok(Some(entry))
     }
-}
-
-fn ctime_ns(meta: &fs::Metadata) -> i64 {
-    meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec())
 }
 
 /// The scan: every regular file (no symlinks followed) with its `lstat`, folders in
@@ -575,7 +587,7 @@ impl Walk<'_> {
             if meta.is_dir() {
                 out.extend(self.folder(root, &abs, Source::Library)?);
             } else if meta.is_file() && !abs.file_name().is_some_and(|n| fsio::is_temp_name(&n.to_string_lossy())) {
-                out.push(Candidate { source: Source::Library, rel: rel.clone(), abs, meta, read: None });
+                out.push(Candidate { source: Source::Library, rel: rel.clone(), stat: Stat::of(&meta), read: None });
             }
         }
         Ok(out)
@@ -613,7 +625,7 @@ impl Walk<'_> {
                 self.skipped.lock().unwrap_or_else(|p| p.into_inner()).push(why);
                 continue;
             };
-            files.push(Candidate { source, rel: rel.replace('\\', "/"), abs, meta, read: None });
+            files.push(Candidate { source, rel: rel.replace('\\', "/"), stat: Stat::of(&meta), read: None });
         }
         let walk_on = || folders.par_iter().map(|sub| self.folder(base, sub, source)).collect::<Result<Vec<_>>>();
         let nested = match self.eager {

@@ -907,13 +907,39 @@ impl FileAt<'_> {
     }
 }
 
-/// Whether two stats of a file say it is the same file with the same content: inode,
-/// size, mtime and ctime (any write or metadata change moves ctime).
-fn same_version(a: &fs::Metadata, b: &fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    (a.dev(), a.ino(), a.len()) == (b.dev(), b.ino(), b.len())
-        && fsio::mtime_ns(a) == fsio::mtime_ns(b)
-        && (a.ctime(), a.ctime_nsec()) == (b.ctime(), b.ctime_nsec())
+/// What a backup keeps of a file's `stat`, per scanned file: a quarter of the size of
+/// `fs::Metadata` (which the scan of a 100k-file library kept 100k of).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+    pub mtime: i64,
+    pub ctime: i64,
+    pub mode: u32,
+    pub is_file: bool,
+}
+
+impl Stat {
+    pub fn of(meta: &fs::Metadata) -> Stat {
+        use std::os::unix::fs::MetadataExt;
+        Stat {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: fsio::mtime_ns(meta),
+            ctime: meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec()),
+            mode: mode_of(meta),
+            is_file: meta.is_file(),
+        }
+    }
+
+    /// Whether the two stats say it is the same file with the same content: device,
+    /// inode, size, mtime and ctime (any write or metadata change moves ctime).
+    fn same_version(&self, other: &Stat) -> bool {
+        (self.dev, self.ino, self.len, self.mtime, self.ctime)
+            == (other.dev, other.ino, other.len, other.mtime, other.ctime)
+    }
 }
 
 /// Read a whole file that stays the same while it is read, into `buf`; returns its bytes
@@ -923,25 +949,21 @@ fn same_version(a: &fs::Metadata, b: &fs::Metadata) -> bool {
 /// agreeing with it brackets the read too, and spares one `fstat` per file. `fstat`
 /// rather than `stat` on the path: no path lookup per check, and a file replaced by a
 /// rename meanwhile is still read whole, as one version.
-fn read_stable<'b>(
-    at: &FileAt<'_>,
-    scanned: Option<&fs::Metadata>,
-    buf: &'b mut Vec<u8>,
-) -> io::Result<(&'b [u8], fs::Metadata)> {
-    let mut scanned = scanned.filter(|m| m.is_file());
+fn read_stable<'b>(at: &FileAt<'_>, scanned: Option<&Stat>, buf: &'b mut Vec<u8>) -> io::Result<(&'b [u8], Stat)> {
+    let mut scanned = scanned.filter(|m| m.is_file);
     let mut last_err = None;
     for _ in 0..8 {
         let mut f = at.open()?;
         let before = match scanned {
-            Some(m) => m.clone(),
-            None => f.metadata()?,
+            Some(m) => *m,
+            None => Stat::of(&f.metadata()?),
         };
-        if !before.is_file() {
+        if !before.is_file {
             return Err(io::Error::other(format!("{} is no longer a regular file", at.path.display())));
         }
-        let got = read_expecting(&mut f, before.len(), buf)?;
-        let after = f.metadata()?;
-        if got as u64 == after.len() && same_version(&before, &after) {
+        let got = read_expecting(&mut f, before.len, buf)?;
+        let after = Stat::of(&f.metadata()?);
+        if got as u64 == after.len && before.same_version(&after) {
             return Ok((&buf[..got], after));
         }
         last_err = Some(io::Error::other(format!("{} kept changing while it was read", at.path.display())));
@@ -1062,29 +1084,28 @@ mod tests {
 
     #[test]
     fn read_stable_rereads_a_file_changed_since_the_scan() {
-        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.blueprint.yaml");
         fs::write(&path, b"name: old\n").unwrap();
-        let scanned = fs::symlink_metadata(&path).unwrap();
+        let scanned = Stat::of(&fs::symlink_metadata(&path).unwrap());
         // Rewritten after the scan (same size), and replaced by a rename: both are read
         // as they are now, with their own metadata, by path and relative to the folder.
         fs::write(&path, b"name: new\n").unwrap();
         let folder = File::open(dir.path()).unwrap();
         let mut buf = Vec::new();
         for at in [FileAt { path: &path, folder: None }, FileAt { path: &path, folder: Some(&folder) }] {
-            let (data, meta) = read_stable(&at, Some(&scanned), &mut buf).unwrap();
+            let (data, stat) = read_stable(&at, Some(&scanned), &mut buf).unwrap();
             assert_eq!(data, b"name: new\n");
-            assert_eq!(meta.len(), 10);
-            assert!(same_version(&meta, &fs::metadata(&path).unwrap()));
+            assert_eq!(stat.len, 10);
+            assert!(stat.same_version(&Stat::of(&fs::metadata(&path).unwrap())));
         }
         let other = dir.path().join("b");
         fs::write(&other, b"replaced by a rename, longer").unwrap();
         fs::rename(&other, &path).unwrap();
         let at = FileAt { path: &path, folder: Some(&folder) };
-        let (data, meta) = read_stable(&at, Some(&scanned), &mut buf).unwrap();
+        let (data, stat) = read_stable(&at, Some(&scanned), &mut buf).unwrap();
         assert_eq!(data, b"replaced by a rename, longer");
-        assert_ne!(meta.ino(), scanned.ino());
+        assert_ne!(stat.ino, scanned.ino);
         // A symlink in its place is refused, not followed.
         fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&other, &path).unwrap();
