@@ -504,6 +504,15 @@ async fn backup_flow(app: &App, world: &World) -> Res<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(std::fs::read(&file)?, original, "the restored file is byte-identical");
+    // The back button has a row of its own: the view scrolled to its end never slides under it.
+    let overlap = app
+        .js("const v = document.querySelector('[data-testid=backups-view]'); v.scrollTop = v.scrollHeight; \
+             const b = document.querySelector('button.back').getBoundingClientRect(); \
+             const r = v.parentElement.getBoundingClientRect(); \
+             return [v.scrollTop, b.bottom > r.top && b.top < r.bottom && b.right > r.left && b.left < r.right]")
+        .await?;
+    assert_eq!(overlap[1], serde_json::Value::Bool(false), "the back button overlaps the scrolled view: {overlap}");
+    app.screenshot("backup-03b-scrolled").await?;
     app.click("button.back").await?;
     app.until(
         "the restored row",
