@@ -60,5 +60,5 @@ if [ "${1:-}" != "--bench" ]; then
   # in the keychain and encryption at rest.
   gui cargo test --locked -p bpv-e2e --test live -- --ignored --nocapture --test-threads=1
   # Team library sync against a real 3-node Garage cluster (the other member uses bpv).
-  cargo build --locked -p bpv && gui cargo test --locked -p bpv-e2e --test team -- --ignored --nocapture
+  cargo build --locked -p bpv && gui cargo test --locked -p bpv-e2e --test team -- --ignored --nocapture --test-threads=1
 fi

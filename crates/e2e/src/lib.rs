@@ -101,6 +101,23 @@ pub struct App {
 
 impl App {
     pub async fn launch(world: &World) -> Res<App> {
+        let app = app_binary();
+        if !app.exists() {
+            return Err(format!("no app at {} (build it: cargo build -p blueprint-vault)", app.display()).into());
+        }
+        // The ports are free when picked but may be taken before the driver binds them
+        // (another test, a Garage node): such a start fails fast, so try fresh ports.
+        let mut last_error = None;
+        for _ in 0..3 {
+            match Self::launch_once(world, &app).await {
+                Ok(started) => return Ok(started),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| "the app did not start".into()))
+    }
+
+    async fn launch_once(world: &World, app: &Path) -> Res<App> {
         let port = free_port();
         let native_port = free_port();
         let mut cmd = Command::new(tauri_driver());
@@ -117,6 +134,8 @@ impl App {
             cmd.process_group(0);
         }
         let driver = cmd.spawn().map_err(|e| format!("cannot start tauri-driver ({e}): run scripts/setup.sh"))?;
+        // Owned from here on, so every early return stops the driver.
+        let mut guard = DriverGuard(Some(driver));
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -125,16 +144,13 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let app = app_binary();
-        if !app.exists() {
-            return Err(format!("no app at {} (build it: cargo build -p blueprint-vault)", app.display()).into());
-        }
         let caps = json!({ "tauri:options": { "application": app } });
         let caps = caps.as_object().cloned().unwrap_or_default();
         let started = Instant::now();
         let client = ClientBuilder::native().capabilities(caps).connect(&url).await?;
         let session_millis = started.elapsed().as_millis();
         let _ = client.set_window_size(1280, 800).await;
+        let driver = guard.0.take().ok_or("tauri-driver is gone")?;
         Ok(App { client, driver, started, session_millis })
     }
 
@@ -177,8 +193,13 @@ impl App {
         Ok(v.as_u64())
     }
 
+    /// Click like a person: scroll the element to the middle of its view first, so a
+    /// toast or a bar along the window's edge is not what receives the click.
     pub async fn click(&self, css: &str) -> Res<()> {
-        self.client.find(Locator::Css(css)).await?.click().await?;
+        let element = self.client.find(Locator::Css(css)).await?;
+        let arg = serde_json::to_value(&element)?;
+        self.client.execute("arguments[0].scrollIntoView({ block: 'center', inline: 'nearest' })", vec![arg]).await?;
+        element.click().await?;
         Ok(())
     }
 
@@ -236,11 +257,26 @@ impl App {
     }
 
     fn stop_driver(&mut self) {
-        #[cfg(unix)]
-        unsafe_kill_group(self.driver.id());
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        stop_driver(&mut self.driver);
     }
+}
+
+/// A started tauri-driver not yet handed to an `App`: stopped if the start fails.
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(mut driver) = self.0.take() {
+            stop_driver(&mut driver);
+        }
+    }
+}
+
+fn stop_driver(driver: &mut Child) {
+    #[cfg(unix)]
+    unsafe_kill_group(driver.id());
+    let _ = driver.kill();
+    let _ = driver.wait();
 }
 
 impl Drop for App {
