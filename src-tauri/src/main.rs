@@ -22,9 +22,10 @@ use std::path::PathBuf;
 
 // As in `bpv`: the index build's parallel parse spent ~30% of its time in glibc's allocator.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: bpv_alloc::MiMalloc = bpv_alloc::MiMalloc;
 
 fn main() {
+    bpv_alloc::tune();
     bpv_engine::process::disable_transparent_huge_pages();
     let data_dir = bpv_engine::paths::default_data_dir().unwrap_or_else(|| PathBuf::from(".blueprint-vault"));
     let log_dir = data_dir.join("logs");

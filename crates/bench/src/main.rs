@@ -7,7 +7,7 @@ use bpv_bench::corpus::{CorpusOptions, generate};
 
 // The same allocator as `bpv`, so the in-process figures are the CLI's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: bpv_alloc::MiMalloc = bpv_alloc::MiMalloc;
 mod run;
 mod watched_backup;
 use run::{RunOptions, run};
@@ -81,6 +81,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    bpv_alloc::tune();
     bpv_engine::process::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let result = match cli.command {

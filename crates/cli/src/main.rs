@@ -22,7 +22,7 @@ use output::Out;
 
 /// Reindexing parses on every core at once, and glibc malloc was ~30% of that time.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: bpv_alloc::MiMalloc = bpv_alloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "bpv", version, about = "Blueprint Vault: store, search and manage workflow blueprints")]
@@ -194,6 +194,7 @@ enum TrashAction {
 }
 
 fn main() -> ExitCode {
+    bpv_alloc::tune();
     bpv_engine::process::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let out = Out::new(cli.json);

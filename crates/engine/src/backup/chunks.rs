@@ -12,6 +12,8 @@
 //! fingerprint among the files it scanned reuses the chunk without reading it, nor any
 //! of its files (the unchanged-file test, applied to some sixty files at once).
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -65,24 +67,23 @@ fn is_boundary(source: Source, path: &str) -> bool {
     h >> (64 - BOUNDARY_BITS) == 0
 }
 
-/// Split sorted entries into chunks at the content-defined boundaries.
-pub(crate) fn split(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
+/// Split sorted entries into chunks at the content-defined boundaries: the index range
+/// of each chunk.
+pub(crate) fn split_ranges(entries: &[Entry]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    let mut cur: Vec<Entry> = Vec::new();
-    for e in entries {
-        if let Some(last) = cur.last()
-            && last.source != e.source
-        {
-            out.push(std::mem::take(&mut cur));
+    let mut start = 0;
+    for (i, e) in entries.iter().enumerate() {
+        if i > start && entries[i - 1].source != e.source {
+            out.push(start..i);
+            start = i;
         }
-        let boundary = is_boundary(e.source, &e.path);
-        cur.push(e);
-        if boundary {
-            out.push(std::mem::take(&mut cur));
+        if is_boundary(e.source, &e.path) {
+            out.push(start..i + 1);
+            start = i + 1;
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
+    if start < entries.len() {
+        out.push(start..entries.len());
     }
     out
 }
@@ -153,6 +154,10 @@ impl Repo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn split(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
+        split_ranges(&entries).into_iter().map(|r| entries[r].to_vec()).collect()
+    }
 
     fn entry(path: &str) -> Entry {
         Entry {

@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 
 use super::chunks::{ChunkRef, Fingerprint};
 use super::{
-    CancelToken, DATA_FOLDERS, Entry, FastMap, FastSet, FileAt, MANIFEST_FORMAT, Manifest, ProgressFn, Repo, Scratch,
-    Source, Stat, now_rfc3339, read_stable, report,
+    BlockCache, CancelToken, DATA_FOLDERS, Entry, FastMap, FastSet, FileAt, MANIFEST_FORMAT, Manifest, ProgressFn,
+    Repo, Scratch, Source, Stat, now_rfc3339, read_stable, report,
 };
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -152,14 +152,17 @@ enum Segment {
 }
 
 type Key<'k> = (Source, &'k str);
+/// A SHA-256 digest (an object's hash before it is written in hex).
+type Digest32 = [u8; 32];
 
 impl Snapshot<'_, '_> {
     fn run(&self, parent: Option<Manifest>, dirty: Option<Vec<String>>) -> Result<BackupReport> {
         let (lib, opts, repo) = (self.lib, self.opts, self.repo);
         let new_bytes = AtomicU64::new(0);
         let read_files = AtomicU64::new(0);
-        let written: Mutex<FastSet<String>> = Mutex::default();
-        let checked: Mutex<FastMap<String, bool>> = Mutex::default();
+        // Keyed by the raw digest: a third of the memory of hex strings, no allocation each.
+        let written: Mutex<FastSet<Digest32>> = Mutex::default();
+        let checked: Mutex<FastMap<Digest32, bool>> = Mutex::default();
         // The first snapshot reads every file anyway: the walk reads each folder's files
         // while it lists the next folders, instead of only after the whole walk.
         let (no_entries, no_hashes) = (FastMap::default(), FastSet::default());
@@ -205,7 +208,8 @@ impl Snapshot<'_, '_> {
                 });
             }
         }
-        files.sort_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
+        // Unstable: no buffer of half the list (equal keys are duplicates, dropped next).
+        files.sort_unstable_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
         files.dedup_by(|a, b| a.source == b.source && a.rel == b.rel);
         let skipped = walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner());
         opts.cancel.check()?;
@@ -295,7 +299,7 @@ impl Snapshot<'_, '_> {
             new_bytes: &new_bytes,
             read_files: &read_files,
         };
-        let results: Vec<Result<Option<Entry>>> = work
+        let fresh: Vec<Option<Entry>> = work
             .into_par_iter()
             .map_init(Scratch::default, |scratch, c| {
                 opts.cancel.check()?;
@@ -309,9 +313,12 @@ impl Snapshot<'_, '_> {
                 }
                 r
             })
-            .collect();
+            .collect::<Result<_>>()?;
+        // The scan's list is not needed past here: its memory goes before the file list
+        // is built (the peak of a first backup).
+        drop(files);
         // In the order of `work`: the affected groups' files, group by group.
-        let mut fresh = results.into_iter().collect::<Result<Vec<Option<Entry>>>>()?.into_iter();
+        let mut fresh = fresh.into_iter();
         opts.cancel.check()?;
 
         // The new file list, chunk by chunk.
@@ -323,7 +330,7 @@ impl Snapshot<'_, '_> {
                 segments.push(Segment::Reuse(chunk.clone()));
                 continue;
             }
-            let mut entries: Vec<Entry> = Vec::new();
+            let mut entries: Vec<Entry> = Vec::with_capacity(range.len());
             if dirty.is_some() {
                 // Journal: what did not change is the parent's, as it was.
                 entries.extend(
@@ -335,9 +342,10 @@ impl Snapshot<'_, '_> {
         }
         if let Some(sealed) = self.sealed {
             let data = &sealed.bytes;
-            let hash = hex::encode(Sha256::digest(data));
+            let digest: Digest32 = Sha256::digest(data).into();
+            let hash = hex::encode(digest);
             new_bytes.fetch_add(repo.write_object(&hash, data)?, Ordering::Relaxed);
-            written.lock().unwrap_or_else(|p| p.into_inner()).insert(hash.clone());
+            written.lock().unwrap_or_else(|p| p.into_inner()).insert(digest);
             let (size, mtime, mode) = (data.len() as u64, self.started, 0o600);
             let path = super::credentials::SEALED_SECRETS.to_owned();
             segments.push(Segment::Fresh(vec![Entry {
@@ -392,27 +400,39 @@ impl Snapshot<'_, '_> {
     /// Chunk the fresh runs (neighbouring runs together, so boundaries stay
     /// content-defined) and store the chunks. Returns the references and bytes added.
     fn store_segments(&self, segments: Vec<Segment>) -> Result<(Vec<ChunkRef>, u64)> {
+        // A chunk is a range of one run of fresh entries: the entries are not copied
+        // into a list per chunk.
         enum Piece {
             Reuse(ChunkRef),
-            New(Vec<Entry>),
+            New(usize, std::ops::Range<usize>),
         }
+        let mut runs: Vec<Vec<Entry>> = Vec::new();
         let mut pieces = Vec::new();
         let mut run: Vec<Entry> = Vec::new();
+        let mut end_run = |run: Vec<Entry>, pieces: &mut Vec<Piece>| {
+            if run.is_empty() {
+                return;
+            }
+            let run = sorted(run);
+            pieces.extend(super::chunks::split_ranges(&run).into_iter().map(|r| Piece::New(runs.len(), r)));
+            runs.push(run);
+        };
         for seg in segments {
             match seg {
+                Segment::Fresh(entries) if run.is_empty() => run = entries,
                 Segment::Fresh(entries) => run.extend(entries),
                 Segment::Reuse(chunk) => {
-                    pieces.extend(split_sorted(std::mem::take(&mut run)).into_iter().map(Piece::New));
+                    end_run(std::mem::take(&mut run), &mut pieces);
                     pieces.push(Piece::Reuse(chunk));
                 }
             }
         }
-        pieces.extend(split_sorted(run).into_iter().map(Piece::New));
+        end_run(run, &mut pieces);
         let stored: Vec<Result<(ChunkRef, u64)>> = pieces
             .into_par_iter()
             .map(|p| match p {
                 Piece::Reuse(c) => Ok((c, 0)),
-                Piece::New(entries) => self.repo.store_chunk(&entries),
+                Piece::New(run, range) => self.repo.store_chunk(&runs[run][range]),
             })
             .collect();
         let mut refs = Vec::with_capacity(stored.len());
@@ -426,11 +446,12 @@ impl Snapshot<'_, '_> {
     }
 }
 
-/// Chunk a run of entries in (source, path) order: chunk ranges are found by that
-/// order (the sealed secrets entry is added out of place).
-fn split_sorted(mut run: Vec<Entry>) -> Vec<Vec<Entry>> {
-    run.sort_by(|a, b| (a.source, &a.path).cmp(&(b.source, &b.path)));
-    super::chunks::split(run)
+/// A run of entries in (source, path) order: chunk ranges are found by that order (the
+/// sealed secrets entry is added out of place). Paths are unique, so an unstable sort
+/// (no buffer of half the run) gives the same order.
+fn sorted(mut run: Vec<Entry>) -> Vec<Entry> {
+    run.sort_unstable_by(|a, b| (a.source, &a.path).cmp(&(b.source, &b.path)));
+    run
 }
 
 /// The index range of `files` (sorted) that falls in each chunk's key range.
@@ -468,8 +489,8 @@ struct FileCtx<'a> {
     parent: &'a FastMap<Key<'a>, &'a Entry>,
     trusted_before: i64,
     parent_hashes: &'a FastSet<&'a str>,
-    written: &'a Mutex<FastSet<String>>,
-    checked: &'a Mutex<FastMap<String, bool>>,
+    written: &'a Mutex<FastSet<Digest32>>,
+    checked: &'a Mutex<FastMap<Digest32, bool>>,
     new_bytes: &'a AtomicU64,
     read_files: &'a AtomicU64,
 }
@@ -485,7 +506,7 @@ impl FileCtx<'_> {
 
     fn read_file(&self, c: &Candidate, folder: Option<&fs::File>, scratch: &mut Scratch) -> Result<Option<Entry>> {
         let (repo, parent, trusted_before) = (self.repo, self.parent, self.trusted_before);
-        let (written, checked, new_bytes, read_files) = (self.written, self.checked, self.new_bytes, self.read_files);
+        let (new_bytes, read_files) = (self.new_bytes, self.read_files);
         let Stat { len: size, mtime, mode, ino, ctime, .. } = c.stat;
         if let Some(prev) = parent.get(&(c.source, c.rel.as_str()))
         && prev.size == size
@@ -511,39 +532,41 @@ impl FileCtx<'_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("cannot back up", &abs, e)),
         };
-        let hash = hex::encode(Sha256::digest(data));
-        let entry = Entry {
+        let digest: Digest32 = Sha256::digest(data).into();
+        let hash = hex::encode(digest);
+        if !self.parent_hashes.contains(hash.as_str()) && self.claim(&digest, &hash, &mut scratch.cache) {
+            new_bytes.fetch_add(repo.write_object(&hash, data)?, Ordering::Relaxed);
+        }
+        Ok(Some(Entry {
             path: c.rel.clone(),
             source: c.source,
             size: data.len() as u64,
             mtime: stat.mtime,
             mode: stat.mode,
-            hash: hash.clone(),
+            hash,
             ino: stat.ino,
             ctime: stat.ctime,
+        }))
+    }
+
+    /// Whether this worker is to store the content `digest` (`hash` in hex): not written
+    /// by this backup yet, nor already in the repository and intact.
+    fn claim(&self, digest: &Digest32, hash: &str, cache: &mut BlockCache) -> bool {
+        let mut w = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if w.contains(digest) {
+            return false;
+        }
+        // An object left by an interrupted backup (or named by an older snapshot) is
+        // reused only if it checks out; a damaged one is rewritten.
+        let repo = self.repo;
+        let known_good = repo.has_object(hash) && {
+            let mut ch = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+            *ch.entry(*digest).or_insert_with(|| repo.read_object_with(hash, cache).is_ok())
         };
-        if self.parent_hashes.contains(hash.as_str()) {
-            return Ok(Some(entry));
+        if !known_good {
+            w.insert(*digest);
         }
-        {
-            let mut w = written.lock().unwrap_or_else(|p| p.into_inner());
-            if w.contains(&hash) {
-                return Ok(Some(entry));
-            }
-            // An object left by an interrupted backup (or named by an older snapshot) is
-            // reused only if it checks out; a damaged one is rewritten.
-            let known_good = repo.has_object(&hash) && {
-                let mut ch = checked.lock().unwrap_or_else(|p| p.into_inner());
-                *ch.entry(hash.clone()).or_insert_with(|| repo.read_object_with(&hash, &mut scratch.cache).is_ok())
-            };
-            if known_good {
-                return Ok(Some(entry));
-            }
-            w.insert(hash.clone());
-        }
-        let n = repo.write_object(&hash, data)?;
-        new_bytes.fetch_add(n, Ordering::Relaxed);
-        Ok(Some(entry))
+        !known_good
     }
 }
 
@@ -593,8 +616,22 @@ impl Walk<'_> {
         Ok(out)
     }
 
-    /// Files under `dir`, named relative to `base`.
+    /// Files under `dir`, named relative to `base` (in no particular order).
     fn folder(&self, base: &Path, dir: &Path, source: Source) -> Result<Vec<Candidate>> {
+        // Each folder's files are put aside and joined once, at their exact size: joining
+        // them level by level copied every file's candidate once per level and doubled
+        // the list's memory at the top (tens of MB at 100k files).
+        let parts = Mutex::new(Vec::new());
+        self.folder_into(base, dir, source, &parts)?;
+        let parts: Vec<Vec<Candidate>> = parts.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut files = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in parts {
+            files.extend(part);
+        }
+        Ok(files)
+    }
+
+    fn folder_into(&self, base: &Path, dir: &Path, source: Source, parts: &Mutex<Vec<Vec<Candidate>>>) -> Result<()> {
         let read = fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
         let mut files = Vec::new();
         let mut folders = Vec::new();
@@ -627,8 +664,8 @@ impl Walk<'_> {
             };
             files.push(Candidate { source, rel: rel.replace('\\', "/"), stat: Stat::of(&meta), read: None });
         }
-        let walk_on = || folders.par_iter().map(|sub| self.folder(base, sub, source)).collect::<Result<Vec<_>>>();
-        let nested = match self.eager {
+        let walk_on = || folders.par_iter().try_for_each(|sub| self.folder_into(base, sub, source, parts));
+        match self.eager {
             Some(ctx) => {
                 // Files are opened relative to the folder (no full path lookup each);
                 // by path if the folder cannot be opened a second time.
@@ -639,12 +676,15 @@ impl Walk<'_> {
                 };
                 let (read, nested) = rayon::join(|| self.read_now(ctx, open.as_ref(), &mut files), walk_on);
                 read?;
-                nested?
+                nested?;
             }
             None => walk_on()?,
-        };
-        files.extend(nested.into_iter().flatten());
-        Ok(files)
+        }
+        if !files.is_empty() {
+            files.shrink_to_fit();
+            parts.lock().unwrap_or_else(|p| p.into_inner()).push(files);
+        }
+        Ok(())
     }
 
     fn read_now(&self, ctx: &FileCtx<'_>, folder: Option<&fs::File>, files: &mut [Candidate]) -> Result<()> {

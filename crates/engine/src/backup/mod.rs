@@ -224,6 +224,9 @@ pub struct Repo {
     writer: Arc<Mutex<Option<pack::PackWriter>>>,
     /// Small objects gathered until they make a block (see `pack`).
     block: Arc<Mutex<Block>>,
+    /// Buffers of stored blocks, for the next blocks: a block's buffer is neither grown
+    /// from empty nor returned to the allocator each time (less memory churn).
+    spare_blocks: Arc<Mutex<Vec<Vec<u8>>>>,
     /// Whether the three maps above reflect the disk. They are read on first use: an
     /// unchanged backup, or a listing, never needs them (reading every pack's index was
     /// most of an unchanged backup of 100k files).
@@ -242,6 +245,8 @@ type BlockKey = (Arc<str>, u64);
 const BLOCK_OBJECT_MAX: usize = 64 * 1024;
 /// A block is compressed and stored once its content reaches this size.
 const BLOCK_TARGET: usize = 256 * 1024;
+/// Block buffers kept for reuse: one per worker is enough.
+const SPARE_BLOCKS: usize = 4;
 
 #[derive(Default)]
 struct Block {
@@ -297,6 +302,7 @@ impl Repo {
             loose: Arc::default(),
             writer: Arc::default(),
             block: Arc::default(),
+            spare_blocks: Arc::default(),
             loaded: Arc::default(),
         }
     }
@@ -634,7 +640,10 @@ impl Repo {
                 let start = b.data.len() as u64;
                 b.data.extend_from_slice(data);
                 b.objects.push((hash.to_owned(), start, data.len() as u64));
-                (b.data.len() >= BLOCK_TARGET).then(|| std::mem::take(&mut *b))
+                (b.data.len() >= BLOCK_TARGET).then(|| {
+                    let data = self.spare_block();
+                    std::mem::replace(&mut *b, Block { data, objects: Vec::new() })
+                })
             };
             // Compressed by the worker that filled it, outside the lock.
             return match full {
@@ -652,7 +661,19 @@ impl Repo {
         }
         let packed = self.checked_compress(&block.data, "a block of small objects")?;
         self.append_to_pack(|w| w.add_block(&packed, &block.objects))?;
+        let mut spare = self.spare_blocks.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_BLOCKS {
+            let mut data = block.data;
+            data.clear();
+            spare.push(data);
+        }
         Ok(packed.len() as u64)
+    }
+
+    /// A buffer for the next block: a spare one, else one with room for a full block.
+    fn spare_block(&self) -> Vec<u8> {
+        let spare = self.spare_blocks.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        spare.unwrap_or_else(|| Vec::with_capacity(BLOCK_TARGET + BLOCK_OBJECT_MAX))
     }
 
     /// Compress, and decode the result again before anything is stored.

@@ -182,8 +182,9 @@ impl PackWriter {
             fsio::rename(&self.temp, &target).map_err(|e| Error::io("cannot write", &target, e))?;
             fsio::fsync_dir(&self.dir)?;
             let expected = std::mem::take(&mut self.written).finalize();
-            let stored = fs::read(&target).map_err(|e| Error::io("cannot read back", &target, e))?;
-            if Sha256::digest(&stored) != expected {
+            if read_back_digest(&target, &mut self.buffer).map_err(|e| Error::io("cannot read back", &target, e))?
+                != expected
+            {
                 // Named but wrong: remove it so no manifest can name its objects.
                 let _ = fsio::remove_file(&target);
                 return Err(Error::Corrupt(format!(
@@ -206,6 +207,25 @@ impl PackWriter {
     pub fn abandon(self) {
         let _ = fsio::remove_file(&self.temp);
     }
+}
+
+/// SHA-256 of a file, read through `buffer` (the writer's, now empty): no allocation
+/// the size of the pack per pack finished.
+fn read_back_digest(path: &Path, buffer: &mut Vec<u8>) -> std::io::Result<sha2::digest::Output<Sha256>> {
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    buffer.clear();
+    buffer.resize(WRITE_BUFFER, 0);
+    let mut sum = Sha256::new();
+    loop {
+        match f.read(buffer) {
+            Ok(0) => break,
+            Ok(n) => sum.update(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sum.finalize())
 }
 
 /// Read a pack's trailer: its objects, or why the pack cannot be used.
