@@ -69,6 +69,9 @@ pub struct Plan {
     pub fail_at: Option<(u64, Fault)>,
     /// Fail every operation of this kind whose path contains this string.
     pub fail_matching: Option<(Op, String, Fault)>,
+    /// With `fail_matching`: only the first matching operation fails (the later ones,
+    /// a retry or the rest of the run, go through).
+    pub matching_once: bool,
     /// Keep the durable-state model needed by [`Injector::power_loss`].
     pub record: bool,
 }
@@ -180,6 +183,9 @@ pub(crate) fn before(op: Op, path: &Path) -> io::Result<()> {
         let fault = *fault;
         state.fired.get_or_insert_with(|| (state.count, op, path.to_path_buf()));
         state.powered_off = fault == Fault::PowerLoss;
+        if state.plan.matching_once {
+            state.plan.fail_matching = None;
+        }
         return Err(fault.error());
     }
     Ok(())

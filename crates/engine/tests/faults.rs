@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bpv_engine::backup::{self, BackupOptions, CancelToken, Repo};
-use bpv_engine::fault::{self, Fault, Plan};
+use bpv_engine::fault::{self, Fault, Op, Plan};
 use bpv_engine::index::ListQuery;
 use bpv_engine::library::{BlueprintSave, Library, MetaUpdate, OpenOptions};
 use bpv_engine::store::{BatchOp, SaveOptions};
@@ -318,6 +318,61 @@ fn a_failed_backup_keeps_earlier_snapshots_and_the_repository_verifies() {
         }
     }
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+/// Incompressible bytes (xorshift), so that a few files fill several packs.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_pack_that_fails_while_finished_in_the_background_fails_the_backup_cleanly() {
+    // 12 MB that does not compress: full packs (4 MB) go to the finisher thread, so a
+    // failure there (fsync, rename, the folder's fsync) must still stop the backup with
+    // the disk's error, leave no snapshot and no temp file, and keep the earlier one.
+    // Only the first such operation fails: the first full pack's, on the finisher (the
+    // last pack, finished by the backup's own thread, would fail the backup anyway).
+    for (op, what) in [(Op::Fsync, ".new.pack"), (Op::Rename, ".new.pack"), (Op::DirFsync, "packs")] {
+        let f = Fixture::new();
+        let lib = f.open();
+        run_backup(&f, &lib).unwrap();
+        for i in 0..24 {
+            fs::write(f.root.join(format!("Templates/blob{i}.bin")), noise(512 * 1024, i + 1)).unwrap();
+        }
+        let repo_before = tree(&f.dir.join("repo"), false);
+        let injector = fault::install(Plan {
+            roots: f.roots(),
+            fail_matching: Some((op, what.into(), Fault::DiskFull)),
+            matching_once: true,
+            ..Default::default()
+        });
+        let result = run_backup(&f, &lib);
+        let fired = injector.fired();
+        drop(injector);
+        let at = format!("{op:?} of {what}");
+        assert!(fired.is_some(), "{at}: nothing failed");
+        let err = result.expect_err(&at);
+        assert_eq!(err.code(), "disk_full", "{at}: {err}");
+        let repo = Repo::open(&f.dir.join("repo")).unwrap();
+        let ids = repo.snapshot_ids().unwrap();
+        assert_eq!(ids.len(), 1, "{at}: {ids:?}");
+        assert!(repo.verify(&ids[0], None, &CancelToken::new()).unwrap().ok, "{at}");
+        let repo_after = tree(&f.dir.join("repo"), false);
+        for (k, v) in &repo_before {
+            assert_eq!(repo_after.get(k), Some(v), "{at}: {k} changed or vanished");
+        }
+        assert!(!repo_after.keys().any(|k| k.contains(".bpv-tmp-")), "{at}: temp file left: {:?}", repo_after.keys());
+        // And with the disk working again, the same backup goes through.
+        run_backup(&f, &lib).unwrap();
+    }
 }
 
 /// What a blueprint's file may hold after a power loss: acknowledged content, or

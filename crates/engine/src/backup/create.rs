@@ -208,8 +208,9 @@ impl Snapshot<'_, '_> {
                 });
             }
         }
-        // Unstable: no buffer of half the list (equal keys are duplicates, dropped next).
-        files.sort_unstable_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
+        // Unstable: no buffer of half the list (equal keys are duplicates, dropped next);
+        // on all cores: with one, the other sat idle for ~50 ms at 100k files.
+        files.par_sort_unstable_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
         files.dedup_by(|a, b| a.source == b.source && a.rel == b.rel);
         let skipped = walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner());
         opts.cancel.check()?;
@@ -651,10 +652,16 @@ impl Walk<'_> {
             if !kind.is_file() || fsio::is_temp_name(&entry.file_name().to_string_lossy()) {
                 continue;
             }
-            let meta = match entry.metadata() {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // deleted meanwhile
-                Err(e) => return Err(Error::io("cannot read", &abs, e)),
+            // The first snapshot reads every file at once and takes its stat from the
+            // open file (`read_stable`): an `lstat` here, with its name lookup, would
+            // be a second one per file that nothing uses.
+            let stat = match self.eager {
+                Some(_) => Stat::UNKNOWN,
+                None => match entry.metadata() {
+                    Ok(m) => Stat::of(&m),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // deleted meanwhile
+                    Err(e) => return Err(Error::io("cannot read", &abs, e)),
+                },
             };
             let Ok(rel) = abs.strip_prefix(base) else { continue };
             let Some(rel) = rel.to_str() else {
@@ -662,7 +669,7 @@ impl Walk<'_> {
                 self.skipped.lock().unwrap_or_else(|p| p.into_inner()).push(why);
                 continue;
             };
-            files.push(Candidate { source, rel: rel.replace('\\', "/"), stat: Stat::of(&meta), read: None });
+            files.push(Candidate { source, rel: rel.replace('\\', "/"), stat, read: None });
         }
         let walk_on = || folders.par_iter().try_for_each(|sub| self.folder_into(base, sub, source, parts));
         match self.eager {

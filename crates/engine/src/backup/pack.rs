@@ -12,9 +12,10 @@
 //! spent most of a full backup building entropy tables for thousands of tiny frames.
 //! A pack is written under a temp name (frames buffered, ~1 MB per write), fsynced,
 //! renamed when complete (then its folder is fsynced) and read back against a digest
-//! of everything written, so a pack that has
-//! a name always has its trailer; the frames are checked object by object (SHA-256 of
-//! the content), the trailer by its own checksum.
+//! of everything written (XXH3-128: it guards against a bad disk or driver, not an
+//! adversary, at a tenth of SHA-256's cost), so a pack that has a name always has its
+//! trailer; the frames are checked object by object (SHA-256 of the content), the
+//! trailer by its own checksum.
 
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -86,6 +88,9 @@ pub(crate) struct Loc {
 
 /// Frames are buffered up to this size per `write`.
 const WRITE_BUFFER: usize = 1024 * 1024;
+/// A write buffer's capacity: a buffer just short of `WRITE_BUFFER` takes one more
+/// frame (at most `LOOSE_MIN`) without growing.
+pub(crate) const WRITE_BUFFER_CAPACITY: usize = WRITE_BUFFER + LOOSE_MIN;
 
 pub(crate) struct PackWriter {
     file: File,
@@ -94,12 +99,14 @@ pub(crate) struct PackWriter {
     offset: u64,
     entries: PackIndex,
     buffer: Vec<u8>,
-    /// SHA-256 of every byte written, to check the pack as it reads back.
-    written: Sha256,
+    /// Digest of every byte written, to check the pack as it reads back.
+    written: Xxh3,
 }
 
 impl PackWriter {
-    pub fn create(dir: &Path) -> Result<PackWriter> {
+    /// A pack writing through `buffer` (cleared; a finished pack's, to spare a fresh
+    /// allocation and its page faults per pack).
+    pub fn create(dir: &Path, mut buffer: Vec<u8>) -> Result<PackWriter> {
         fsio::ensure_dir(dir)?;
         let temp = dir.join(format!(".new.pack.bpv-tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
         let file = fsio::create_new(&temp).map_err(|e| Error::io("cannot create a file in", dir, e))?;
@@ -109,8 +116,12 @@ impl PackWriter {
             dir: dir.to_path_buf(),
             offset: 0,
             entries: Vec::new(),
-            buffer: Vec::with_capacity(WRITE_BUFFER),
-            written: Sha256::new(),
+            buffer: {
+                buffer.clear();
+                buffer.reserve_exact(WRITE_BUFFER_CAPACITY);
+                buffer
+            },
+            written: Xxh3::new(),
         })
     }
 
@@ -164,8 +175,9 @@ impl PackWriter {
         self.offset
     }
 
-    /// Write the trailer and give the pack its name. Returns (name, entries).
-    pub fn finish(mut self) -> Result<(String, PackIndex)> {
+    /// Write the trailer and give the pack its name. Returns (name, entries, the write
+    /// buffer for the next pack).
+    pub fn finish(mut self) -> Result<(String, PackIndex, Vec<u8>)> {
         let index = serde_json::to_vec(&self.entries).map_err(|e| Error::Corrupt(e.to_string()))?;
         let sum = Sha256::digest(&index);
         let mut tail = index;
@@ -181,7 +193,7 @@ impl PackWriter {
             fsio::sync_file(&self.file, &self.temp).map_err(|e| Error::io("cannot flush to disk", &self.temp, e))?;
             fsio::rename(&self.temp, &target).map_err(|e| Error::io("cannot write", &target, e))?;
             fsio::fsync_dir(&self.dir)?;
-            let expected = std::mem::take(&mut self.written).finalize();
+            let expected = self.written.digest128();
             if read_back_digest(&target, &mut self.buffer).map_err(|e| Error::io("cannot read back", &target, e))?
                 != expected
             {
@@ -195,7 +207,7 @@ impl PackWriter {
             Ok(name)
         })();
         match result {
-            Ok(name) => Ok((name, std::mem::take(&mut self.entries))),
+            Ok(name) => Ok((name, std::mem::take(&mut self.entries), std::mem::take(&mut self.buffer))),
             Err(e) => {
                 let _ = fsio::remove_file(&self.temp);
                 Err(e)
@@ -209,14 +221,14 @@ impl PackWriter {
     }
 }
 
-/// SHA-256 of a file, read through `buffer` (the writer's, now empty): no allocation
+/// XXH3-128 of a file, read through `buffer` (the writer's, now empty): no allocation
 /// the size of the pack per pack finished.
-fn read_back_digest(path: &Path, buffer: &mut Vec<u8>) -> std::io::Result<sha2::digest::Output<Sha256>> {
+fn read_back_digest(path: &Path, buffer: &mut Vec<u8>) -> std::io::Result<u128> {
     use std::io::Read;
     let mut f = File::open(path)?;
     buffer.clear();
     buffer.resize(WRITE_BUFFER, 0);
-    let mut sum = Sha256::new();
+    let mut sum = Xxh3::new();
     loop {
         match f.read(buffer) {
             Ok(0) => break,
@@ -225,7 +237,8 @@ fn read_back_digest(path: &Path, buffer: &mut Vec<u8>) -> std::io::Result<sha2::
             Err(e) => return Err(e),
         }
     }
-    Ok(sum.finalize())
+    buffer.clear();
+    Ok(sum.digest128())
 }
 
 /// Read a pack's trailer: its objects, or why the pack cannot be used.
@@ -315,10 +328,10 @@ mod tests {
     #[test]
     fn a_pack_of_frames_and_blocks_reads_back_its_index() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = PackWriter::create(dir.path()).unwrap();
+        let mut w = PackWriter::create(dir.path(), Vec::new()).unwrap();
         w.add("aa", b"frame-one").unwrap();
         w.add_block(b"block-bytes", &[("bb".into(), 0, 3), ("cc".into(), 3, 8)]).unwrap();
-        let (name, written) = w.finish().unwrap();
+        let (name, written, _) = w.finish().unwrap();
         let read = read_index(&dir.path().join(&name)).unwrap();
         assert_eq!(read, written);
         assert_eq!(read[1].frame(), (9, 11));

@@ -346,7 +346,7 @@ impl Repo {
             for e in &alive {
                 frames.entry(e.frame()).or_default().push(e);
             }
-            let mut w = pack::PackWriter::create(dir)?;
+            let mut w = pack::PackWriter::create(dir, Vec::new())?;
             let pack_name: std::sync::Arc<str> = std::sync::Arc::from(name);
             for ((offset, len), objects) in &frames {
                 let loc = pack::Loc { pack: pack_name.clone(), offset: *offset, len: *len, slice: None };
