@@ -125,7 +125,7 @@ impl Repo {
     pub(crate) fn store_chunk(&self, entries: &[Entry]) -> Result<(ChunkRef, u64)> {
         let first = entries.first().ok_or_else(|| Error::Corrupt("an empty chunk".into()))?;
         let body = serde_json::to_vec(entries).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let hash = hex::encode(Sha256::digest(&body));
+        let hash = super::hex_of(&Sha256::digest(&body));
         // A frame of its own, not in a block: damage to one chunk stays in that chunk.
         let added = if self.has_object(&hash) { 0 } else { self.write_frame(&hash, &body)? };
         let mut fp = Fingerprint::default();

@@ -155,13 +155,29 @@ type Key<'k> = (Source, &'k str);
 /// A SHA-256 digest (an object's hash before it is written in hex).
 type Digest32 = [u8; 32];
 
+/// The contents this backup stores, in shards by digest: one lock for all had both
+/// workers taking turns on it for every file (its unlock was half of `one_file`'s own
+/// time). A content always falls in the same shard, so claiming it stays one decision.
+#[derive(Default)]
+struct Written([Mutex<FastSet<Digest32>>; 16]);
+
+impl Written {
+    fn shard(&self, digest: &Digest32) -> std::sync::MutexGuard<'_, FastSet<Digest32>> {
+        self.0[usize::from(digest[0] & 15)].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
+    }
+}
+
 impl Snapshot<'_, '_> {
     fn run(&self, parent: Option<Manifest>, dirty: Option<Vec<String>>) -> Result<BackupReport> {
         let (lib, opts, repo) = (self.lib, self.opts, self.repo);
         let new_bytes = AtomicU64::new(0);
         let read_files = AtomicU64::new(0);
         // Keyed by the raw digest: a third of the memory of hex strings, no allocation each.
-        let written: Mutex<FastSet<Digest32>> = Mutex::default();
+        let written = Written::default();
         let checked: Mutex<FastMap<Digest32, bool>> = Mutex::default();
         // The first snapshot reads every file anyway: the walk reads each folder's files
         // while it lists the next folders, instead of only after the whole walk.
@@ -346,7 +362,7 @@ impl Snapshot<'_, '_> {
             let digest: Digest32 = Sha256::digest(data).into();
             let hash = hex::encode(digest);
             new_bytes.fetch_add(repo.write_object(&hash, data)?, Ordering::Relaxed);
-            written.lock().unwrap_or_else(|p| p.into_inner()).insert(digest);
+            written.shard(&digest).insert(digest);
             let (size, mtime, mode) = (data.len() as u64, self.started, 0o600);
             let path = super::credentials::SEALED_SECRETS.to_owned();
             segments.push(Segment::Fresh(vec![Entry {
@@ -364,7 +380,7 @@ impl Snapshot<'_, '_> {
         // Objects reach the disk (packs and loose objects are fsynced, and read back, as
         // they are completed) before the manifest that names them.
         new_bytes.fetch_add(repo.flush_packs()?, Ordering::Relaxed);
-        let new_objects = written.into_inner().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        let new_objects = written.len() as u64;
         opts.cancel.check()?;
 
         let id = new_id();
@@ -490,7 +506,7 @@ struct FileCtx<'a> {
     parent: &'a FastMap<Key<'a>, &'a Entry>,
     trusted_before: i64,
     parent_hashes: &'a FastSet<&'a str>,
-    written: &'a Mutex<FastSet<Digest32>>,
+    written: &'a Written,
     checked: &'a Mutex<FastMap<Digest32, bool>>,
     new_bytes: &'a AtomicU64,
     read_files: &'a AtomicU64,
@@ -534,7 +550,7 @@ impl FileCtx<'_> {
             Err(e) => return Err(Error::io("cannot back up", &abs, e)),
         };
         let digest: Digest32 = Sha256::digest(data).into();
-        let hash = hex::encode(digest);
+        let hash = super::hex_of(&digest);
         if !self.parent_hashes.contains(hash.as_str()) && self.claim(&digest, &hash, &mut scratch.cache) {
             new_bytes.fetch_add(repo.write_object(&hash, data)?, Ordering::Relaxed);
         }
@@ -553,7 +569,7 @@ impl FileCtx<'_> {
     /// Whether this worker is to store the content `digest` (`hash` in hex): not written
     /// by this backup yet, nor already in the repository and intact.
     fn claim(&self, digest: &Digest32, hash: &str, cache: &mut BlockCache) -> bool {
-        let mut w = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        let mut w = self.written.shard(digest);
         if w.contains(digest) {
             return false;
         }

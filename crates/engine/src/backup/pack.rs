@@ -69,6 +69,14 @@ impl IndexEntry {
         }
     }
 
+    /// The object's hash and where it is, the hash moved out (no copy per object).
+    pub fn into_loc(self, pack: &Arc<str>) -> (String, Loc) {
+        let loc = self.loc(pack);
+        match self {
+            IndexEntry::InBlock(h, ..) | IndexEntry::Frame(h, ..) => (h, loc),
+        }
+    }
+
     pub fn loc(&self, pack: &Arc<str>) -> Loc {
         let (offset, len) = self.frame();
         Loc { pack: pack.clone(), offset, len, slice: self.slice() }
@@ -286,8 +294,8 @@ pub(crate) fn load_all(dir: &Path) -> (super::FastMap<String, Loc>, Vec<(String,
             Ok(entries) => {
                 let pack: Arc<str> = Arc::from(name.as_str());
                 for e in entries {
-                    let loc = e.loc(&pack);
-                    map.entry(e.hash().to_owned()).or_insert(loc);
+                    let (hash, loc) = e.into_loc(&pack);
+                    map.entry(hash).or_insert(loc);
                 }
             }
             Err(why) => damaged.push((name, why)),
