@@ -821,15 +821,12 @@ impl Repo {
                 .map_err(|e| Error::Io { context: "cannot start a thread".into(), source: e })?;
             *slot = Some(Finisher { queue, thread });
         }
-        let queue = match slot.as_ref() {
-            Some(f) if !f.thread.is_finished() => f.queue.clone(),
-            _ => {
-                writer.abandon();
-                drop(slot);
-                return self.join_finisher().and(Err(Error::Corrupt("the pack writer stopped".into())));
-            }
+        let Some(queue) = slot.as_ref().map(|f| f.queue.clone()) else {
+            writer.abandon();
+            return Err(Error::Corrupt("the pack writer stopped".into()));
         };
         drop(slot);
+        // A finisher stopped by an error has dropped its end of the queue: the send fails.
         if let Err(std::sync::mpsc::SendError(writer)) = queue.send(writer) {
             // The thread stopped on an error: that error is the one to report.
             writer.abandon();
