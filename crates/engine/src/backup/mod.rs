@@ -1258,6 +1258,41 @@ mod tests {
     }
 
     #[test]
+    fn objects_of_packs_finished_during_a_backup_are_found_before_any_reload() {
+        // 12,000 small incompressible objects: six 4 MB packs, finished on the
+        // finisher thread, so the object map grows (aside, then swapped in) many times.
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::open_or_create(&dir.path().join("repo")).unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let objects: Vec<(String, Vec<u8>)> = (0..12_000)
+            .map(|_| {
+                let data: Vec<u8> = (0..2_000)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        state as u8
+                    })
+                    .collect();
+                (hex_of(&Sha256::digest(&data)), data)
+            })
+            .collect();
+        for (hash, data) in &objects {
+            repo.write_object(hash, data).unwrap();
+        }
+        repo.flush_packs().unwrap();
+        let packs = fs::read_dir(repo.packs_dir()).unwrap().count();
+        assert!(packs >= 3, "several packs: {packs}");
+        for (hash, data) in &objects {
+            assert!(repo.has_object(hash), "{hash} is not known");
+            assert_eq!(&repo.read_object(hash).unwrap(), data);
+        }
+        // And the same from the disk alone.
+        let reopened = Repo::open_or_create(&dir.path().join("repo")).unwrap();
+        assert!(objects.iter().all(|(hash, _)| reopened.has_object(hash)));
+    }
+
+    #[test]
     fn decodes_to_accepts_only_the_exact_content() {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 97) as u8).collect();
         let mut packed = Vec::new();
