@@ -232,7 +232,8 @@ pub struct Repo {
     /// The thread finishing full packs, while a backup runs (see `Finisher`).
     finisher: Arc<Mutex<Option<Finisher>>>,
     /// Held while a finished pack's objects go into `packs` (by the finisher, and by
-    /// the flush of the last pack): one at a time, so a map grown aside is not stale.
+    /// the flush of the last pack) and while a load replaces it: one at a time, so a
+    /// map grown aside is never stale. Taken after `loaded`, never before.
     packs_growth: Arc<Mutex<()>>,
     /// Whether the three maps above reflect the disk. They are read on first use: an
     /// unchanged backup, or a listing, never needs them (reading every pack's index was
@@ -339,6 +340,8 @@ impl Repo {
             return;
         }
         let (map, damaged) = pack::load_all(&self.packs_dir());
+        // Not while a finished pack's objects go in (a copy grown aside would be stale).
+        let _growth = self.packs_growth.lock().unwrap_or_else(|p| p.into_inner());
         *self.packs.write().unwrap_or_else(|p| p.into_inner()) = map;
         *self.damaged_packs.write().unwrap_or_else(|p| p.into_inner()) = damaged;
         *self.loose.write().unwrap_or_else(|p| p.into_inner()) = self.loose_hashes().into_iter().collect();
@@ -855,11 +858,7 @@ impl Repo {
         let _one_at_a_time = self.packs_growth.lock().unwrap_or_else(|p| p.into_inner());
         let grown = self.packs_with_room(entries.len());
         let mut map = self.packs.write().unwrap_or_else(|p| p.into_inner());
-        // (Unless the map was replaced meanwhile, by a load: then it grows in place.)
-        let replaced = match grown {
-            Some((grown, copied)) if map.len() == copied => Some(std::mem::replace(&mut *map, grown)),
-            _ => None,
-        };
+        let replaced = grown.map(|grown| std::mem::replace(&mut *map, grown));
         map.reserve(entries.len());
         for e in entries {
             let (hash, loc) = e.into_loc(&pack);
@@ -871,11 +870,11 @@ impl Repo {
     }
 
     /// A copy of the object map with room for `more` entries, if the map itself has no
-    /// room for them (and how many entries it copied). Made under the read lock, so the
+    /// room for them. Made under the read lock, so the
     /// workers' lookups go on meanwhile: growing the map in place rehashes every entry
     /// under the write lock, which stopped both workers of a first backup for ~30 ms
     /// at 64k objects.
-    fn packs_with_room(&self, more: usize) -> Option<(FastMap<String, pack::Loc>, usize)> {
+    fn packs_with_room(&self, more: usize) -> Option<FastMap<String, pack::Loc>> {
         let map = self.packs.read().unwrap_or_else(|p| p.into_inner());
         if map.capacity() - map.len() >= more {
             return None;
@@ -884,7 +883,7 @@ impl Repo {
         let room = (map.capacity() + 1).max(map.len() + more);
         let mut grown = FastMap::with_capacity_and_hasher(room, map.hasher().clone());
         grown.extend(map.iter().map(|(hash, loc)| (hash.clone(), loc.clone())));
-        Some((grown, map.len()))
+        Some(grown)
     }
 
     /// Store the last block and close the open pack (if any), so their objects can be
