@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 
 use super::chunks::{ChunkRef, Fingerprint};
 use super::{
-    BlockCache, CancelToken, DATA_FOLDERS, Entry, FastMap, FastSet, FileAt, MANIFEST_FORMAT, Manifest, ProgressFn,
-    Repo, Scratch, Source, Stat, now_rfc3339, read_stable, report,
+    BlockCache, CancelToken, DATA_FOLDERS, Digest32, Entry, FastMap, FastSet, FileAt, MANIFEST_FORMAT, Manifest,
+    ProgressFn, Repo, Scratch, Source, Stat, now_rfc3339, read_stable, report,
 };
 use crate::error::{Error, Result};
 use crate::fsio;
@@ -169,8 +169,6 @@ enum Segment {
 }
 
 type Key<'k> = (Source, &'k str);
-/// A SHA-256 digest (an object's hash before it is written in hex).
-type Digest32 = [u8; 32];
 
 /// The contents this backup stores, in shards by digest: one lock for all had both
 /// workers taking turns on it for every file (its unlock was half of `one_file`'s own

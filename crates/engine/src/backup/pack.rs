@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use super::{Digest32, digest_of_hex};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
@@ -69,12 +71,10 @@ impl IndexEntry {
         }
     }
 
-    /// The object's hash and where it is, the hash moved out (no copy per object).
-    pub fn into_loc(self, pack: &Arc<str>) -> (String, Loc) {
-        let loc = self.loc(pack);
-        match self {
-            IndexEntry::InBlock(h, ..) | IndexEntry::Frame(h, ..) => (h, loc),
-        }
+    /// The object's name as raw bytes and where it is; `None` if the index names it by
+    /// something that is not a hash (`read_index` refuses such an index).
+    pub fn to_loc(&self, pack: &Arc<str>) -> Option<(Digest32, Loc)> {
+        Some((digest_of_hex(self.hash())?, self.loc(pack)))
     }
 
     pub fn loc(&self, pack: &Arc<str>) -> Loc {
@@ -275,11 +275,14 @@ pub(crate) fn read_index(path: &Path) -> std::result::Result<PackIndex, String> 
     if entries.iter().map(IndexEntry::frame).any(|(o, l)| o.saturating_add(l) > data_end) {
         return Err("its index points outside the pack".into());
     }
+    if entries.iter().any(|e| digest_of_hex(e.hash()).is_none()) {
+        return Err("its index names an object by something that is not a hash".into());
+    }
     Ok(entries)
 }
 
 /// The object map of every readable pack in `dir`, plus the packs that could not be read.
-pub(crate) fn load_all(dir: &Path) -> (super::FastMap<String, Loc>, Vec<(String, String)>) {
+pub(crate) fn load_all(dir: &Path) -> (super::FastMap<Digest32, Loc>, Vec<(String, String)>) {
     let mut map = super::FastMap::default();
     let mut damaged = Vec::new();
     let Ok(rd) = fs::read_dir(dir) else { return (map, damaged) };
@@ -293,9 +296,8 @@ pub(crate) fn load_all(dir: &Path) -> (super::FastMap<String, Loc>, Vec<(String,
         match read_index(&dir.join(&name)) {
             Ok(entries) => {
                 let pack: Arc<str> = Arc::from(name.as_str());
-                for e in entries {
-                    let (hash, loc) = e.into_loc(&pack);
-                    map.entry(hash).or_insert(loc);
+                for (digest, loc) in entries.iter().filter_map(|e| e.to_loc(&pack)) {
+                    map.entry(digest).or_insert(loc);
                 }
             }
             Err(why) => damaged.push((name, why)),
@@ -335,18 +337,35 @@ mod tests {
 
     #[test]
     fn a_pack_of_frames_and_blocks_reads_back_its_index() {
+        let (aa, bb, cc) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32));
         let dir = tempfile::tempdir().unwrap();
         let mut w = PackWriter::create(dir.path(), Vec::new()).unwrap();
-        w.add("aa", b"frame-one").unwrap();
-        w.add_block(b"block-bytes", &[("bb".into(), 0, 3), ("cc".into(), 3, 8)]).unwrap();
+        w.add(&aa, b"frame-one").unwrap();
+        w.add_block(b"block-bytes", &[(bb.clone(), 0, 3), (cc.clone(), 3, 8)]).unwrap();
         let (name, written, _) = w.finish().unwrap();
         let read = read_index(&dir.path().join(&name)).unwrap();
         assert_eq!(read, written);
         assert_eq!(read[1].frame(), (9, 11));
         let (map, damaged) = load_all(dir.path());
         assert!(damaged.is_empty());
-        let loc = &map["cc"];
+        assert_eq!(map.len(), 3);
+        let loc = &map[&[0xcc; 32]];
         assert_eq!(read_frame(dir.path(), loc).unwrap(), b"block-bytes");
         assert_eq!(loc.slice, Some((3, 8)));
+    }
+
+    #[test]
+    fn an_index_naming_an_object_by_something_else_than_a_hash_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = PackWriter::create(dir.path(), Vec::new()).unwrap();
+        w.add(&"aa".repeat(32), b"frame-one").unwrap();
+        w.add("not-a-hash", b"frame-two").unwrap();
+        let (name, _, _) = w.finish().unwrap();
+        let why = read_index(&dir.path().join(&name)).unwrap_err();
+        assert!(why.contains("not a hash"), "{why}");
+        let (map, damaged) = load_all(dir.path());
+        assert!(map.is_empty(), "nothing of that pack is used");
+        assert_eq!(damaged.len(), 1);
+        assert_eq!(damaged[0].0, name);
     }
 }
