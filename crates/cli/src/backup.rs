@@ -108,7 +108,11 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
                 human(report.bytes),
                 human(report.new_bytes),
                 report.millis
-            ))
+            ))?;
+            for why in &report.skipped {
+                say(&format!("  not in this snapshot: {why}"))?;
+            }
+            Ok(())
         }
         BackupCommand::Backups { from, contents } => {
             let repo = Repo::open(&repo_path(cli, from.as_deref())?)?;

@@ -144,6 +144,52 @@ fn backup_json_shape_list_verify_and_restore_byte_for_byte() {
     assert_eq!(env.run(&["verify", "20990101T000000000Z-000000"]).status.code(), Some(3));
 }
 
+/// Every folder of the library, relative (empty ones included).
+fn folders(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walk_all(dir)
+        .into_iter()
+        .filter(|p| fs::symlink_metadata(p).unwrap().is_dir())
+        .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk_all(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walk_all(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn restore_brings_back_empty_folders_and_backup_says_what_it_left_out() {
+    let env = Env::new();
+    env.write("Blueprints/personal/a.blueprint.yaml", &yaml("A"));
+    fs::create_dir_all(env.library.join("Templates/for later/nested")).unwrap();
+    std::os::unix::fs::symlink("personal/a.blueprint.yaml", env.library.join("Blueprints/alias.blueprint.yaml"))
+        .unwrap();
+
+    let o = env.run(&["backup"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("not in this snapshot:") && said.contains("alias.blueprint.yaml: a symbolic link"), "{said}");
+    let r = env.json(&["backup"]);
+    let id = r["id"].as_str().unwrap().to_owned();
+    assert_eq!(r["skipped"].as_array().unwrap().len(), 1, "{r}");
+
+    let out = env.dir.join("restored");
+    env.json(&["restore", &id, "--to", out.to_str().unwrap()]);
+    assert_eq!(folders(&out), folders(&env.library));
+    assert!(out.join("Templates/for later/nested").is_dir() && out.join("Exports").is_dir());
+    assert_eq!(tree(&out).len(), 1);
+}
+
 #[test]
 fn corruption_is_reported_with_paths_and_restore_refuses_unless_partial() {
     let env = Env::new();

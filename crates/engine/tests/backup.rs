@@ -13,7 +13,7 @@ use bpv_engine::fsio;
 use bpv_engine::library::{BlueprintSave, Library, OpenOptions};
 
 mod common;
-use common::{files_under, random_bytes};
+use common::{files_under, folders_under, random_bytes};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -189,6 +189,54 @@ fn round_trip_is_byte_for_byte_with_dates_modes_trash_and_history() {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)
     );
     assert_eq!(repo.restore_file(&r.id, "nope.txt", &one).unwrap_err().code(), "not_found");
+}
+
+/// Every folder comes back, the empty ones too (the library's own `Exports` before
+/// anything was exported, a folder made for later); a link is not followed, and the
+/// report says it was left out.
+#[test]
+fn empty_folders_come_back_and_a_link_is_reported_not_followed() {
+    let f = Fixture::new();
+    let lib = f.open();
+    f.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    f.write("Templates/t/t.blueprint.yaml", &yaml("T"));
+    fs::create_dir_all(f.root.join("Blueprints/shared/later/even later")).unwrap();
+    fs::create_dir_all(f.root.join("Templates/empty")).unwrap();
+    let link = f.root.join("Blueprints/shared/link.blueprint.yaml");
+    std::os::unix::fs::symlink("../personal/a.blueprint.yaml", &link).unwrap();
+    let folders = folders_under(&f.root);
+    assert!(folders.contains("Exports") && fs::read_dir(f.root.join("Exports")).unwrap().next().is_none());
+
+    let r = f.backup(&lib);
+    let repo = Repo::open(&f.repo()).unwrap();
+    let library_files =
+        repo.contents(&r.id).unwrap().into_iter().filter(|e| e.source == backup::Source::Library).count();
+    assert_eq!(library_files, 2);
+    assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
+    assert!(r.skipped[0].contains("link.blueprint.yaml") && r.skipped[0].contains("symbolic link"), "{:?}", r.skipped);
+    let out = f.dir.join("restored");
+    repo.restore_to(&r.id, &out, None, &restore_opts()).unwrap();
+    assert_eq!(folders_under(&out), folders);
+    assert_eq!(tree(&out), tree(&f.root));
+
+    // The next snapshot (a full walk against its parent) follows what changed: a folder
+    // emptied, a folder removed, an empty folder filled.
+    fs::remove_file(f.root.join("Templates/t/t.blueprint.yaml")).unwrap();
+    fs::remove_dir(f.root.join("Templates/empty")).unwrap();
+    f.write("Blueprints/shared/later/even later/now.blueprint.yaml", &yaml("Now"));
+    let r2 = f.backup(&lib);
+    assert!(!r2.journal);
+    // `repo` was opened (and its packs read) before this backup: it finds the new
+    // snapshot's objects all the same (it failed with "part of its file list is damaged").
+    let out2 = f.dir.join("restored2");
+    repo.restore_to(&r2.id, &out2, None, &restore_opts()).unwrap();
+    assert_eq!(folders_under(&out2), folders_under(&f.root));
+    assert!(out2.join("Templates/t").is_dir() && !out2.join("Templates/empty").exists());
+    assert_eq!(tree(&out2), tree(&f.root));
+    // The first snapshot still restores its own folders.
+    let again = f.dir.join("restored-again");
+    repo.restore_to(&r.id, &again, None, &restore_opts()).unwrap();
+    assert_eq!(folders_under(&again), folders);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use bpv_engine::library::{Library, OpenOptions};
 use bpv_engine::watch::{WatchOptions, Watcher};
 
 mod common;
-use common::{bytes_tree as library_tree, files_under};
+use common::{bytes_tree as library_tree, files_under, folders_under};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -84,6 +84,49 @@ fn listing(repo: &Repo, id: &str) -> BTreeMap<String, (u64, i64, u32, String)> {
 fn restored_tree(repo: &Repo, id: &str, out: &Path) -> BTreeMap<String, Vec<u8>> {
     repo.restore_to(id, out, None, &RestoreOptions::default()).unwrap();
     library_tree(out)
+}
+
+/// A journal snapshot's empty folders are the ones a full walk finds: a folder made now,
+/// one emptied of its last files, one left empty by moving its only folder out; a
+/// removed one is gone, a filled one is no longer empty.
+#[test]
+fn empty_folders_in_a_journal_snapshot_are_those_a_full_walk_finds() {
+    let f = Fixture::new(21);
+    fs::create_dir_all(f.root.join("Templates/stays empty")).unwrap();
+    fs::create_dir_all(f.root.join("Templates/to remove")).unwrap();
+    fs::create_dir_all(f.root.join("Templates/to fill")).unwrap();
+    let watcher = f.watch();
+    let check = |r: &BackupReport, name: &str| {
+        let out = f.dir.join(name);
+        f.repo().restore_to(&r.id, &out, None, &RestoreOptions::default()).unwrap();
+        assert_eq!(folders_under(&out), folders_under(&f.root), "{name}: folders");
+        assert_eq!(library_tree(&out), library_tree(&f.root), "{name}: files");
+    };
+    let first = f.backup();
+    assert!(!first.journal);
+    check(&first, "r1");
+
+    fs::create_dir_all(f.root.join("Exports/made now/and nested")).unwrap();
+    fs::remove_dir(f.root.join("Templates/to remove")).unwrap();
+    for e in fs::read_dir(f.root.join("Blueprints/personal/g6")).unwrap() {
+        fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    fs::create_dir_all(f.root.join("Blueprints/shared/box/inner")).unwrap();
+    fs::rename(f.root.join("Blueprints/shared/box/inner"), f.root.join("Blueprints/shared/inner moved")).unwrap();
+    let second = f.backup();
+    assert!(second.journal, "the watcher's journal is used");
+    check(&second, "r2");
+
+    f.write("Templates/to fill/now.blueprint.yaml", &yaml("filled"));
+    fs::remove_dir(f.root.join("Exports/made now/and nested")).unwrap();
+    let third = f.backup();
+    assert!(third.journal);
+    check(&third, "r3");
+
+    drop(watcher);
+    let walked = f.backup();
+    assert!(!walked.journal, "no watcher: a full walk");
+    check(&walked, "r4");
 }
 
 #[test]

@@ -35,7 +35,9 @@ const files: SnapshotFile[] = [
 
 const SEALED = 'secrets/backup-secrets.sealed';
 
-function shell(opts: { slowBackup?: boolean; snapshots?: SnapshotRow[]; sealed?: boolean } = {}) {
+function shell(
+  opts: { slowBackup?: boolean; snapshots?: SnapshotRow[]; sealed?: boolean; skipped?: string[] } = {},
+) {
   const calls: { cmd: string; args: Record<string, unknown> }[] = [];
   const snapshots: SnapshotRow[] = [...(opts.snapshots ?? [])];
   let retention: RetentionSettings = { keep_last: null, keep_daily: null, keep_weekly: null };
@@ -85,7 +87,7 @@ function shell(opts: { slowBackup?: boolean; snapshots?: SnapshotRow[]; sealed?:
             new_bytes: 1200,
             millis: 12,
             repository: '/data/area/backups',
-            skipped: [],
+            skipped: opts.skipped ?? [],
             verify: { id: 's2', ok: true, files: 3, objects: 3, bytes: 3000, problems: [], millis: 3 },
           };
           return done;
@@ -163,6 +165,23 @@ describe('the Backups view', () => {
         args: { id: 's2', path: 'Blueprints/personal/a.blueprint.yaml' },
       }),
     );
+  });
+
+  it('says which items a backup left out, and nothing when it left out none', async () => {
+    shell({ skipped: ['/lib/Blueprints/alias.blueprint.yaml: a symbolic link, not backed up'] });
+    const user = userEvent.setup();
+    render(BackupsHarness);
+    await user.click(await screen.findByTestId('backup-now'));
+    const result = await screen.findByTestId('backup-result');
+    expect(within(result).getByTestId('backup-skipped')).toHaveTextContent('Not in this snapshot (1 item)');
+    expect(result).toHaveTextContent('alias.blueprint.yaml: a symbolic link, not backed up');
+    cleanup();
+    clearMocks();
+    shell();
+    render(BackupsHarness);
+    await user.click(await screen.findByTestId('backup-now'));
+    expect(await screen.findByTestId('backup-result')).toBeInTheDocument();
+    expect(screen.queryByTestId('backup-skipped')).toBeNull();
   });
 
   it('saves the automatic schedule', async () => {

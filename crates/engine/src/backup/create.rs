@@ -212,6 +212,7 @@ impl Snapshot<'_, '_> {
         let walk = Walk {
             exclude: self.repo_canon,
             skipped: Mutex::new(Vec::new()),
+            empty_dirs: Mutex::new(Vec::new()),
             eager: eager.as_ref(),
             cancel: &opts.cancel,
         };
@@ -244,6 +245,13 @@ impl Snapshot<'_, '_> {
         files.par_sort_unstable_by(|a, b| (a.source, &a.rel).cmp(&(b.source, &b.rel)));
         files.dedup_by(|a, b| a.source == b.source && a.rel == b.rel);
         let skipped = walk.skipped.into_inner().unwrap_or_else(|p| p.into_inner());
+        let found_empty = walk.empty_dirs.into_inner().unwrap_or_else(|p| p.into_inner());
+        let empty_dirs = match (&dirty, &parent) {
+            // The journal walked only the changed paths: the parent's empty folders stand
+            // where nothing changed at, under or below them.
+            (Some(paths), Some(parent)) => merge_empty_dirs(&parent.empty_dirs, paths, found_empty),
+            _ => merge_empty_dirs(&[], &[], found_empty),
+        };
         opts.cancel.check()?;
 
         // Only entries that were already old when the parent's scan began are trusted.
@@ -410,6 +418,7 @@ impl Snapshot<'_, '_> {
             new_bytes: new_bytes.load(Ordering::Relaxed),
             entries: Vec::new(),
             chunks: refs,
+            empty_dirs,
             damaged_chunks: Vec::new(),
         };
         repo.write_manifest(&manifest)?;
@@ -505,6 +514,23 @@ fn group_by_chunk(files: &[Candidate], chunks: &[ChunkRef]) -> Vec<std::ops::Ran
         at = end;
     }
     out
+}
+
+/// The empty folders of a snapshot: `found` (the walk's), plus those of `parent` that no
+/// path of `dirty` is at, under or above (a folder's emptiness changes only with an event
+/// for something in it, and the journal walk checked every folder above a changed path).
+fn merge_empty_dirs(parent: &[String], dirty: &[String], found: Vec<String>) -> Vec<String> {
+    let related = |a: &str, b: &str| a == b || is_under(a, b) || is_under(b, a);
+    let mut out: Vec<String> =
+        parent.iter().filter(|d| !dirty.iter().any(|p| related(d, p))).cloned().chain(found).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether `path` is strictly below the folder `dir`.
+fn is_under(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
 }
 
 /// Whether the library paths at or under `dirty` can fall in `[start, end)`.
@@ -612,6 +638,8 @@ struct Walk<'a> {
     /// The repository, when it is inside the library.
     exclude: &'a Path,
     skipped: Mutex<Vec<String>>,
+    /// Library folders (relative) with neither a file to back up nor a folder in them.
+    empty_dirs: Mutex<Vec<String>>,
     /// Read each folder's files as soon as it is listed (the first snapshot).
     eager: Option<&'a FileCtx<'a>>,
     cancel: &'a CancelToken,
@@ -622,18 +650,23 @@ impl Walk<'_> {
     /// the full walk would list them: nothing under a symlinked folder, no temp files.
     fn paths(&self, root: &Path, paths: &[String]) -> Result<Vec<Candidate>> {
         let mut out = Vec::new();
+        let mut seen_folders: HashSet<PathBuf> = HashSet::new();
         'paths: for rel in paths {
             let abs = root.join(rel);
             if abs.starts_with(self.exclude) {
                 continue;
             }
-            // Every folder between the root and the path must be a real folder.
+            // Every folder between the root and the path must be a real folder. Each one
+            // may have become empty (the path was removed or moved out).
             let mut dir = abs.parent();
             while let Some(d) = dir
                 && d != root
             {
                 if !fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) {
                     continue 'paths;
+                }
+                if d != self.exclude && seen_folders.insert(d.to_path_buf()) && self.nothing_to_back_up_in(d)? {
+                    self.note_empty(root, d);
                 }
                 dir = d.parent();
             }
@@ -649,6 +682,34 @@ impl Walk<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Whether the folder `dir` holds neither a folder nor a file the walk would list.
+    fn nothing_to_back_up_in(&self, dir: &Path) -> Result<bool> {
+        let read = match fs::read_dir(dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io("cannot read", dir, e)),
+        };
+        for entry in read {
+            let entry = entry.map_err(|e| Error::io("cannot read", dir, e))?;
+            let kind = entry.file_type().map_err(|e| Error::io("cannot read", &entry.path(), e))?;
+            let name = entry.file_name();
+            if kind.is_dir() || (kind.is_file() && name.to_str().is_some_and(|n| !fsio::is_temp_name(n))) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Keep `dir` (under `base`) as an empty library folder.
+    fn note_empty(&self, base: &Path, dir: &Path) {
+        if let Ok(rel) = dir.strip_prefix(base)
+            && let Some(rel) = rel.to_str()
+            && !rel.is_empty()
+        {
+            self.empty_dirs.lock().unwrap_or_else(|p| p.into_inner()).push(rel.replace('\\', "/"));
+        }
     }
 
     /// Files under `dir`, named relative to `base` (in no particular order).
@@ -683,7 +744,15 @@ impl Walk<'_> {
                 }
                 continue;
             }
-            if !kind.is_file() || fsio::is_temp_name(&entry.file_name().to_string_lossy()) {
+            if !kind.is_file() {
+                // Links are not followed (what they point at may be outside the library,
+                // or in it twice); sockets and pipes have no content. Said, not silent.
+                let what = if kind.is_symlink() { "a symbolic link" } else { "not a regular file" };
+                let why = format!("{}: {what}, not backed up", abs.display());
+                self.skipped.lock().unwrap_or_else(|p| p.into_inner()).push(why);
+                continue;
+            }
+            if fsio::is_temp_name(&entry.file_name().to_string_lossy()) {
                 continue;
             }
             // The first snapshot reads every file at once and takes its stat from the
@@ -720,6 +789,9 @@ impl Walk<'_> {
                 nested?;
             }
             None => walk_on()?,
+        }
+        if files.is_empty() && folders.is_empty() && source == Source::Library {
+            self.note_empty(base, dir);
         }
         if !files.is_empty() {
             files.shrink_to_fit();

@@ -146,6 +146,11 @@ pub struct Manifest {
     /// Format 2: the file list's chunks, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<ChunkRef>,
+    /// Library folders with nothing to back up in them (library-relative, sorted): a
+    /// restore creates them, so the restored tree has every folder the library had.
+    /// Older builds ignore the field and restore without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub empty_dirs: Vec<String>,
     /// Chunks that could not be read when the manifest was loaded, with why (their
     /// entries are missing from `entries`).
     #[serde(skip)]
@@ -250,6 +255,9 @@ pub struct Repo {
     /// unchanged backup, or a listing, never needs them (reading every pack's index was
     /// most of an unchanged backup of 100k files).
     loaded: Arc<Mutex<bool>>,
+    /// The packs folder's mtime when the object map was last read from it: a pack
+    /// added since (by another process, or another handle) changes it.
+    loaded_stamp: Arc<Mutex<Option<std::time::SystemTime>>>,
 }
 
 /// The block a pass over objects decoded last: ((pack, offset), content). One per
@@ -336,6 +344,7 @@ impl Repo {
             finisher: Arc::default(),
             packs_growth: Arc::default(),
             loaded: Arc::default(),
+            loaded_stamp: Arc::default(),
         }
     }
 
@@ -350,13 +359,26 @@ impl Repo {
         if *loaded {
             return;
         }
+        // Taken before the listing: a pack named while it is read moves the stamp.
+        let stamp = self.packs_stamp();
         let (map, damaged) = pack::load_all(&self.packs_dir());
         // Not while a finished pack's objects go in (a copy grown aside would be stale).
         let _growth = self.packs_growth.lock().unwrap_or_else(|p| p.into_inner());
         *self.packs.write().unwrap_or_else(|p| p.into_inner()) = map;
         *self.damaged_packs.write().unwrap_or_else(|p| p.into_inner()) = damaged;
         *self.loose.write().unwrap_or_else(|p| p.into_inner()) = self.loose_hashes().into_iter().collect();
+        *self.loaded_stamp.lock().unwrap_or_else(|p| p.into_inner()) = stamp;
         *loaded = true;
+    }
+
+    fn packs_stamp(&self) -> Option<std::time::SystemTime> {
+        fs::metadata(self.packs_dir()).and_then(|m| m.modified()).ok()
+    }
+
+    /// Whether packs were added or removed since the object map was read (a handle
+    /// kept open while another one backs up must still find the new objects).
+    fn packs_changed_since_load(&self) -> bool {
+        *self.loaded_stamp.lock().unwrap_or_else(|p| p.into_inner()) != self.packs_stamp()
     }
 
     fn loose_hashes(&self) -> Vec<String> {
@@ -558,6 +580,15 @@ impl Repo {
     /// [`Repo::read_object`], keeping the last decoded block in `cache` for the next
     /// reads of one pass (a verify or restore in `read_order`).
     pub(crate) fn read_object_with(&self, hash: &str, cache: &mut BlockCache) -> std::result::Result<Vec<u8>, String> {
+        self.read_object_or_reload(hash, cache, true)
+    }
+
+    fn read_object_or_reload(
+        &self,
+        hash: &str,
+        cache: &mut BlockCache,
+        may_reload: bool,
+    ) -> std::result::Result<Vec<u8>, String> {
         self.ensure_loaded();
         let loc = self.pack_loc(hash);
         let data = match loc {
@@ -568,6 +599,10 @@ impl Repo {
                 match fs::read(&path) {
                     Ok(b) => Self::decode(&b)?,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        if may_reload && self.packs_changed_since_load() {
+                            self.reload_packs();
+                            return self.read_object_or_reload(hash, cache, false);
+                        }
                         let damaged = self.damaged_packs.read().unwrap_or_else(|p| p.into_inner());
                         let mut why = String::from("object missing");
                         for (name, reason) in damaged.iter() {

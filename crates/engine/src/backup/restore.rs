@@ -97,6 +97,10 @@ impl Repo {
             )));
         }
         not_restored.extend(problems_for(&manifest.entries, &bad));
+        for rel in &manifest.empty_dirs {
+            let folder = dir.join(safe_rel(rel)?);
+            fs::create_dir_all(&folder).map_err(|e| Error::io("cannot create folder", &folder, e))?;
+        }
         sync_filesystem(dir)?;
         if let Some(area) = data_area.filter(|a| a.is_dir()) {
             sync_filesystem(area)?;

@@ -1,7 +1,7 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)] // each test crate uses its own subset
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,22 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
                 stack.push(p);
             } else {
                 out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Every folder under `dir` (symlinks not followed), relative to it.
+pub fn folders_under(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                out.insert(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+                stack.push(p);
             }
         }
     }
