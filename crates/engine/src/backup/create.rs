@@ -248,7 +248,7 @@ impl Snapshot<'_, '_> {
         let found_empty = walk.empty_dirs.into_inner().unwrap_or_else(|p| p.into_inner());
         let empty_dirs = match (&dirty, &parent) {
             // The journal walked only the changed paths: the parent's empty folders stand
-            // where nothing changed at, under or below them.
+            // where nothing changed at, under or above them.
             (Some(paths), Some(parent)) => merge_empty_dirs(&parent.empty_dirs, paths, found_empty),
             _ => merge_empty_dirs(&[], &[], found_empty),
         };
@@ -695,7 +695,9 @@ impl Walk<'_> {
             let entry = entry.map_err(|e| Error::io("cannot read", dir, e))?;
             let kind = entry.file_type().map_err(|e| Error::io("cannot read", &entry.path(), e))?;
             let name = entry.file_name();
-            if kind.is_dir() || (kind.is_file() && name.to_str().is_some_and(|n| !fsio::is_temp_name(n))) {
+            // As `folder_into` counts: the repository's folder is not one of the library's.
+            let folder = kind.is_dir() && entry.path() != self.exclude;
+            if folder || (kind.is_file() && name.to_str().is_some_and(|n| !fsio::is_temp_name(n))) {
                 return Ok(false);
             }
         }
