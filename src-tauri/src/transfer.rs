@@ -478,7 +478,10 @@ pub fn backup_now_sealing(app: &AppHandle, lib: &Library, passphrase: Option<&st
     let progress = Progress::new(app, Operation::Backup);
     let tick = |p: backup::Progress| progress.backup(p);
     let repo = repo_location(lib, &load_settings(app));
-    let opts = BackupOptions { repo: Some(repo.clone()), progress: Some(&tick), cancel: cancel.clone() };
+    // The whole snapshot is verified from disk below: the backup need not also decode
+    // each frame in memory as it writes it.
+    let opts =
+        BackupOptions { repo: Some(repo.clone()), progress: Some(&tick), cancel: cancel.clone(), verified_after: true };
     let report = match &sealed {
         Some(sealed) => backup::backup_with_secrets(lib, &opts, sealed)?,
         None => backup::backup(lib, &opts)?,

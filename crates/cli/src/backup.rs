@@ -92,7 +92,7 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
             };
             let bar = output::progress_bar(out, "backing up");
             let tick = |p: Progress| tick(bar.as_ref(), p);
-            let opts = BackupOptions { repo: to.clone(), progress: Some(&tick), cancel: CancelToken::new() };
+            let opts = BackupOptions { repo: to.clone(), progress: Some(&tick), ..Default::default() };
             let report = match &sealed {
                 Some(sealed) => backup::backup_with_secrets(&lib, &opts, sealed)?,
                 None => backup::backup(&lib, &opts)?,

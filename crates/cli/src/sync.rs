@@ -3,10 +3,9 @@
 //! (`remote_unreachable`, `remote_denied`, `not_linked`, `verify_failed`, …).
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use bpv_engine::backup::{self, BackupOptions, CancelToken};
+use bpv_engine::backup::{self, BackupOptions};
 use bpv_engine::library::Library;
 use bpv_sync::config::Credentials;
 use bpv_sync::link::{self, LinkKeys, LinkRequest};
@@ -365,8 +364,7 @@ fn migrate_inner(lib: &Library, args: &MigrateArgs, out: &Out, json: bool) -> bp
         return Ok(());
     }
     let backup_id = if args.backup {
-        let report =
-            backup::backup(lib, &BackupOptions { repo: None::<PathBuf>, progress: None, cancel: CancelToken::new() })?;
+        let report = backup::backup(lib, &BackupOptions::default())?;
         Some(report.id)
     } else {
         None

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bpv_engine::backup::{self, BackupOptions, CancelToken};
+use bpv_engine::backup::{self, BackupOptions};
 use bpv_engine::library::Library;
 use bpv_sync::gc::{self, GcOptions};
 use bpv_sync::migrate::{self, BucketAccess, Target};
@@ -155,8 +155,7 @@ pub fn migrate_to(
         return Ok(());
     }
     let backup_id = if backup_first {
-        let report =
-            backup::backup(lib, &BackupOptions { repo: None::<PathBuf>, progress: None, cancel: CancelToken::new() })?;
+        let report = backup::backup(lib, &BackupOptions::default())?;
         Some(report.id)
     } else {
         None

@@ -74,6 +74,9 @@ pub struct Plan {
     pub matching_once: bool,
     /// Keep the durable-state model needed by [`Injector::power_loss`].
     pub record: bool,
+    /// Damage every frame a backup compresses, right after compressing it (a compressor
+    /// defect, or memory going bad, between reading a file and storing it).
+    pub damage_compressed: bool,
 }
 
 struct State {
@@ -155,6 +158,19 @@ impl Injector {
 
 fn counted(state: &State, path: &Path) -> bool {
     state.plan.roots.iter().any(|r| path.starts_with(r))
+}
+
+/// Called after a backup compresses a frame for the repository at `repo`: flips one of
+/// its bytes if the plan says so (and the repository is under its roots).
+pub(crate) fn compressed(repo: &Path, frame: &mut [u8]) {
+    if active().as_ref().is_some_and(|s| s.plan.damage_compressed && counted(s, repo))
+        && let Some(last) = frame.last_mut()
+    {
+        // The last byte is in the last block's compressed data (a frame without a
+        // checksum ends there): the frame still parses, but decodes to something else
+        // or not at all.
+        *last ^= 0x5a;
+    }
 }
 
 /// Called by the seam before an operation: the injected error, if any.

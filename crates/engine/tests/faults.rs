@@ -375,6 +375,39 @@ fn a_pack_that_fails_while_finished_in_the_background_fails_the_backup_cleanly()
     }
 }
 
+/// A compressed frame that does not decode to what was read (a compressor defect, memory
+/// going bad) is never stored: the backup fails and the repository is as it was. A backup
+/// whose caller verifies it whole right after (the app) skips that in-memory check, and
+/// its verify names the damage; the next backup, checked again, stores good copies.
+#[test]
+fn a_frame_that_does_not_decode_is_never_stored_unless_a_verify_follows() {
+    let f = Fixture::new();
+    let lib = f.open();
+    run_backup(&f, &lib).unwrap();
+    fs::write(f.root.join("Blueprints/c.blueprint.yaml"), yaml("c", 1)).unwrap();
+    let repo_dir = f.dir.join("repo");
+    let repo_before = tree(&repo_dir, false);
+    let injector = fault::install(Plan { roots: f.roots(), damage_compressed: true, ..Default::default() });
+
+    let err = run_backup(&f, &lib).expect_err("a frame that does not decode is refused");
+    assert_eq!(err.code(), "corrupt", "{err}");
+    assert!(err.to_string().contains("does not decode to the content"), "{err}");
+    assert_eq!(tree(&repo_dir, false), repo_before, "the repository is as it was");
+
+    let opts = BackupOptions { repo: Some(repo_dir.clone()), verified_after: true, ..Default::default() };
+    let unchecked = backup::backup(&lib, &opts).unwrap();
+    drop(injector);
+    let v = Repo::open(&repo_dir).unwrap().verify(&unchecked.id, None, &CancelToken::new()).unwrap();
+    assert!(!v.ok && !v.problems.is_empty(), "the verify that follows finds the damaged frames");
+
+    let again = backup::backup(&lib, &BackupOptions { repo: Some(repo_dir.clone()), ..Default::default() }).unwrap();
+    let repo = Repo::open(&repo_dir).unwrap();
+    let v = repo.verify(&again.id, None, &CancelToken::new()).unwrap();
+    assert!(v.ok, "{:?}", v.problems);
+    let (_, data) = repo.read_file(&again.id, "Blueprints/c.blueprint.yaml").unwrap();
+    assert_eq!(data, yaml("c", 1));
+}
+
 /// What a blueprint's file may hold after a power loss: acknowledged content, or
 /// either side of the operation in flight.
 type Expect = BTreeMap<String, Vec<Option<Vec<u8>>>>;

@@ -127,7 +127,9 @@ impl Repo {
         let body = serde_json::to_vec(entries).map_err(|e| Error::Corrupt(e.to_string()))?;
         let hash = super::hex_of(&Sha256::digest(&body));
         // A frame of its own, not in a block: damage to one chunk stays in that chunk.
-        let added = if self.has_object(&hash) { 0 } else { self.write_frame(&hash, &body)? };
+        // An existing copy is reused only if it reads back intact (as file contents are).
+        let intact = self.has_object(&hash) && self.read_object(&hash).is_ok();
+        let added = if intact { 0 } else { self.write_frame(&hash, &body)? };
         let mut fp = Fingerprint::default();
         entries.iter().for_each(|e| fp.add_entry(e));
         let chunk = ChunkRef {

@@ -38,6 +38,11 @@ pub struct BackupOptions<'a> {
     pub repo: Option<PathBuf>,
     pub progress: Option<ProgressFn<'a>>,
     pub cancel: CancelToken,
+    /// The caller verifies the whole snapshot right after (re-reading, decoding and
+    /// re-hashing every object from disk, as the app does): each new frame is then not
+    /// also decoded in memory as it is written. Off, the backup checks every frame it
+    /// writes and stores nothing that does not decode to what it read.
+    pub verified_after: bool,
 }
 
 /// What a backup did. `{id, files, bytes, new_bytes, millis}` is the CLI contract.
@@ -105,6 +110,7 @@ fn backup_impl(
     let _lock = repo.lock()?;
     // What the repository holds now that no prune can run (it takes the same lock).
     repo.reload_packs();
+    repo.check_frames(!opts.verified_after);
     opts.cancel.check()?;
     super::report(opts.progress, "scan", 0, 0);
 

@@ -281,11 +281,13 @@ pub(crate) fn read_index(path: &Path) -> std::result::Result<PackIndex, String> 
     Ok(entries)
 }
 
-/// The object map of every readable pack in `dir`, plus the packs that could not be read.
-pub(crate) fn load_all(dir: &Path) -> (super::FastMap<Digest32, Loc>, Vec<(String, String)>) {
-    let mut map = super::FastMap::default();
+/// The object map of every readable pack in `dir`, the other places of objects stored in
+/// more than one pack, and the packs that could not be read.
+pub(crate) fn load_all(dir: &Path) -> (ObjectMap, OtherCopies, Vec<(String, String)>) {
+    let mut map = ObjectMap::default();
+    let mut others = OtherCopies::default();
     let mut damaged = Vec::new();
-    let Ok(rd) = fs::read_dir(dir) else { return (map, damaged) };
+    let Ok(rd) = fs::read_dir(dir) else { return (map, others, damaged) };
     let mut names: Vec<String> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
@@ -297,14 +299,24 @@ pub(crate) fn load_all(dir: &Path) -> (super::FastMap<Digest32, Loc>, Vec<(Strin
             Ok(entries) => {
                 let pack: Arc<str> = Arc::from(name.as_str());
                 for (digest, loc) in entries.iter().filter_map(|e| e.to_loc(&pack)) {
-                    map.entry(digest).or_insert(loc);
+                    match map.entry(digest) {
+                        std::collections::hash_map::Entry::Occupied(_) => others.entry(digest).or_default().push(loc),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(loc);
+                        }
+                    }
                 }
             }
             Err(why) => damaged.push((name, why)),
         }
     }
-    (map, damaged)
+    (map, others, damaged)
 }
+
+/// Where each packed object is, by its raw digest.
+pub(crate) type ObjectMap = super::FastMap<Digest32, Loc>;
+/// The other places of objects stored in more than one pack.
+pub(crate) type OtherCopies = super::FastMap<Digest32, Vec<Loc>>;
 
 pub(crate) fn read_frame(dir: &Path, loc: &Loc) -> std::result::Result<Vec<u8>, String> {
     let path = dir.join(&*loc.pack);
@@ -346,8 +358,8 @@ mod tests {
         let read = read_index(&dir.path().join(&name)).unwrap();
         assert_eq!(read, written);
         assert_eq!(read[1].frame(), (9, 11));
-        let (map, damaged) = load_all(dir.path());
-        assert!(damaged.is_empty());
+        let (map, others, damaged) = load_all(dir.path());
+        assert!(damaged.is_empty() && others.is_empty());
         assert_eq!(map.len(), 3);
         let loc = &map[&[0xcc; 32]];
         assert_eq!(read_frame(dir.path(), loc).unwrap(), b"block-bytes");
@@ -363,7 +375,7 @@ mod tests {
         let (name, _, _) = w.finish().unwrap();
         let why = read_index(&dir.path().join(&name)).unwrap_err();
         assert!(why.contains("not a hash"), "{why}");
-        let (map, damaged) = load_all(dir.path());
+        let (map, _, damaged) = load_all(dir.path());
         assert!(map.is_empty(), "nothing of that pack is used");
         assert_eq!(damaged.len(), 1);
         assert_eq!(damaged[0].0, name);

@@ -241,6 +241,7 @@ pub fn restore_in_place(lib: &Library, repo_path: &Path, id: &str, opts: &Restor
             repo: Some(repo.root().to_path_buf()),
             progress: None,
             cancel: opts.cancel.clone(),
+            verified_after: false,
         },
     )?;
 
