@@ -144,26 +144,20 @@ fn backup_json_shape_list_verify_and_restore_byte_for_byte() {
     assert_eq!(env.run(&["verify", "20990101T000000000Z-000000"]).status.code(), Some(3));
 }
 
-/// Every folder of the library, relative (empty ones included).
+/// Every folder under `dir`, relative (empty ones included; symlinks not followed), sorted.
 fn folders(dir: &Path) -> Vec<String> {
-    let mut out: Vec<String> = walk_all(dir)
-        .into_iter()
-        .filter(|p| fs::symlink_metadata(p).unwrap().is_dir())
-        .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
-        .collect();
-    out.sort();
-    out
-}
-
-fn walk_all(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if fs::symlink_metadata(&p).unwrap().is_dir() {
-            out.extend(walk_all(&p));
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+                stack.push(p);
+            }
         }
-        out.push(p);
     }
+    out.sort();
     out
 }
 

@@ -298,12 +298,11 @@ pub(crate) fn load_all(dir: &Path) -> (ObjectMap, OtherCopies, Vec<(String, Stri
         match read_index(&dir.join(&name)) {
             Ok(entries) => {
                 let pack: Arc<str> = Arc::from(name.as_str());
+                // Which copy of an object in two packs the map names does not matter:
+                // reads try the others when it is damaged.
                 for (digest, loc) in entries.iter().filter_map(|e| e.to_loc(&pack)) {
-                    match map.entry(digest) {
-                        std::collections::hash_map::Entry::Occupied(_) => others.entry(digest).or_default().push(loc),
-                        std::collections::hash_map::Entry::Vacant(v) => {
-                            v.insert(loc);
-                        }
+                    if let Some(other) = map.insert(digest, loc) {
+                        others.entry(digest).or_default().push(other);
                     }
                 }
             }

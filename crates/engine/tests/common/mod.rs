@@ -5,37 +5,32 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Every file under `dir` (symlinks not followed), in no particular order.
-pub fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+/// Every file and every folder under `dir` (symlinks not followed), in no particular order.
+fn walk(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let (mut files, mut folders) = (Vec::new(), Vec::new());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if fs::symlink_metadata(&p).unwrap().is_dir() {
+                folders.push(p.clone());
                 stack.push(p);
             } else {
-                out.push(p);
+                files.push(p);
             }
         }
     }
-    out
+    (files, folders)
+}
+
+/// Every file under `dir` (symlinks not followed), in no particular order.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walk(dir).0
 }
 
 /// Every folder under `dir` (symlinks not followed), relative to it.
 pub fn folders_under(dir: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if fs::symlink_metadata(&p).unwrap().is_dir() {
-                out.insert(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-                stack.push(p);
-            }
-        }
-    }
-    out
+    walk(dir).1.iter().map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned()).collect()
 }
 
 /// Relative path → bytes of every file under `dir`.
