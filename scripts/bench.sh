@@ -10,7 +10,7 @@ WORK="${BPV_BENCH_DIR:-${TMPDIR:-/tmp}/bpv-bench}"
 mkdir -p "$WORK"
 
 if [ "${1:-}" = "--smoke" ]; then
-  cargo build --locked -p bpv -p bpv-bench
+  cargo build --locked --workspace --bins  # --workspace: reuses what the tests built
   BIN=target/debug
   rm -rf "$WORK/smoke"
   "$BIN/bpv-bench" corpus --out "$WORK/smoke/corpus" --count 2000 --seed 7
@@ -19,7 +19,7 @@ if [ "${1:-}" = "--smoke" ]; then
   exit 0
 fi
 
-scripts/setup.sh
+scripts/setup.sh --test --no-garage  # ripgrep and zstd, the baselines
 cargo build --release --locked -p bpv -p bpv-bench
 BIN=target/release
 counts=("$@")

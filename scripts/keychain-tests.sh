@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tests=(-p bpv-engine --test keychain -p bpv --test keychain_cli)
+# --workspace: the features `cargo test --workspace` built with, so nothing is compiled again.
+tests=(--workspace --test keychain --test keychain_cli)
 cargo test --locked "${tests[@]}" --no-run
 
 for store in file keyutils secret-service; do

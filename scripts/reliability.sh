@@ -9,8 +9,17 @@ cd "$(dirname "$0")/.."
 all=1
 [ "${1:-}" = "--skip-workspace-tests" ] && all=0
 echo "== fault injection: every file operation failed (EIO, ENOSPC, fsync) and cut by a power loss"
-cargo test -p bpv-engine --locked --features fault-injection --test faults
-cargo test -p bpv-engine --locked --features fault-injection --test faults_more
+# Every test target that requires the feature (read from the manifests, so a new one runs too).
+# --workspace: dependencies keep the features `cargo test --workspace` built them with, so only
+# the engine is compiled again, with the fault seam.
+mapfile -t fault_tests < <(cargo metadata --format-version 1 --no-deps --locked | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    for t in p["targets"]:
+        if "test" in t["kind"] and "fault-injection" in (t.get("required-features") or []):
+            print("--test"); print(t["name"])')
+[ ${#fault_tests[@]} -gt 0 ] || { echo "no fault-injection test targets found" >&2; exit 1; }
+cargo test --workspace --locked --features bpv-engine/fault-injection "${fault_tests[@]}"
 if [ "$all" = 1 ]; then
   echo "== crash loop: 30 SIGKILLs"
   scripts/crash-loop.sh 30
@@ -19,5 +28,5 @@ if [ "$all" = 1 ]; then
   echo "== concurrency: the app's engine with a watcher, bpv processes and an outside editor"
   cargo test -p bpv --locked --test concurrency
 fi
-echo "== cargo-fuzz, 5 s per target added by issue 8 (only where nightly + cargo-fuzz exist)"
-scripts/fuzz.sh 5 key_new blueprint_parse companion_parse backup_manifest
+echo "== cargo-fuzz: every target (\$BPV_FUZZ_SECS s each, default 10)"
+scripts/fuzz.sh "${BPV_FUZZ_SECS:-10}"

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bpv_engine::index::ListQuery;
 use bpv_engine::library::{BlueprintSave, Library, OpenOptions};
 use bpv_engine::store::content_hash;
-use bpv_engine::watch::{WatchOptions, Watcher};
+use bpv_engine::watch::{WatchMode, WatchOptions, Watcher};
 
 const FILES: usize = 4;
 const APP_SAVES: usize = 150;
@@ -122,6 +122,7 @@ fn app_engine_bpv_and_an_outside_editor_lose_no_update_and_never_deadlock() {
             seen.fetch_add(1, Ordering::Relaxed);
         })
         .unwrap();
+    assert_eq!(watcher.state().mode, WatchMode::Watching, "not on kernel notifications: {:?}", watcher.state());
 
     let outcome = Arc::new(Outcome {
         saved: Mutex::new(BTreeMap::new()),

@@ -173,7 +173,16 @@ async fn run_credentials(app: &App, world: &World, file: &Path) -> Res<()> {
     })?;
     let secrets = bpv_engine::secrets::Secrets::open(&engine_side, &Default::default())?;
     assert_eq!(&secrets.credential_value("openai", false)?[..], SECRET_VALUE.as_bytes(), "the keychain holds it");
-    println!("credential store in the app: {store}");
+    // The test's session has gnome-keyring unlocked: the value must be in its Secret Service,
+    // not in a fallback (keyutils forgets at reboot; the file store is not the keychain).
+    assert_eq!(
+        secrets.choice().store,
+        bpv_engine::secrets::StoreKind::SecretService,
+        "the library's credentials went to {:?} ({}), not gnome-keyring's Secret Service",
+        secrets.choice().store,
+        secrets.choice().reason
+    );
+    assert!(store.as_str().is_some_and(|s| s.contains("Secret Service")), "the app names the store it uses: {store}");
     assert_no_plain_text(world.dir.path(), SECRET_VALUE.as_bytes())?;
 
     // 3. Back in the blueprint: openai is there now, slack_token still missing.

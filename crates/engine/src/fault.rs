@@ -77,11 +77,19 @@ pub struct Plan {
     /// Damage every frame a backup compresses, right after compressing it (a compressor
     /// defect, or memory going bad, between reading a file and storing it).
     pub damage_compressed: bool,
+    /// A disk with this many bytes free under the roots: the write that would go past it
+    /// fails with ENOSPC, and so does every later write or file creation, as on a full
+    /// disk. Removing files frees nothing here (the harsher case).
+    pub disk_free: Option<u64>,
 }
 
 struct State {
     plan: Plan,
     count: u64,
+    /// Bytes written under the roots so far (for `Plan::disk_free`), and the count after
+    /// each write.
+    written: u64,
+    write_ends: Vec<u64>,
     fired: Option<(u64, Op, PathBuf)>,
     powered_off: bool,
     model: Option<Model>,
@@ -105,7 +113,16 @@ pub struct Injector {
 pub fn install(plan: Plan) -> Injector {
     let exclusive = EXCLUSIVE.lock().unwrap_or_else(|p| p.into_inner());
     let model = plan.record.then(|| Model::baseline(&plan.roots));
-    *active() = Some(State { plan, count: 0, fired: None, powered_off: false, model, log: Vec::new() });
+    *active() = Some(State {
+        plan,
+        count: 0,
+        written: 0,
+        write_ends: Vec::new(),
+        fired: None,
+        powered_off: false,
+        model,
+        log: Vec::new(),
+    });
     Injector { _exclusive: exclusive }
 }
 
@@ -136,7 +153,14 @@ impl Injector {
         if let Some(s) = active().as_mut() {
             s.plan.fail_at = None;
             s.plan.fail_matching = None;
+            s.plan.disk_free = None;
         }
+    }
+
+    /// The byte count under the roots after each write so far, in order: where a disk of
+    /// a given size fills up (for choosing `Plan::disk_free`).
+    pub fn write_ends(&self) -> Vec<u64> {
+        active().as_ref().map(|s| s.write_ends.clone()).unwrap_or_default()
     }
 
     /// Rewrite the roots to what survives a power loss now, then let operations
@@ -173,8 +197,9 @@ pub(crate) fn compressed(repo: &Path, frame: &mut [u8]) {
     }
 }
 
-/// Called by the seam before an operation: the injected error, if any.
-pub(crate) fn before(op: Op, path: &Path) -> io::Result<()> {
+/// Called by the seam before an operation (`len`: a write's byte count): the injected
+/// error, if any.
+pub(crate) fn before(op: Op, path: &Path, len: Option<usize>) -> io::Result<()> {
     let mut guard = active();
     let Some(state) = guard.as_mut() else { return Ok(()) };
     if !counted(state, path) {
@@ -191,6 +216,18 @@ pub(crate) fn before(op: Op, path: &Path) -> io::Result<()> {
         state.fired = Some((n, op, path.to_path_buf()));
         state.powered_off = fault == Fault::PowerLoss;
         return Err(fault.error());
+    }
+    let free = state.plan.disk_free.unwrap_or(u64::MAX);
+    if op == Op::Create && state.written >= free {
+        state.fired.get_or_insert_with(|| (state.count, op, path.to_path_buf()));
+        return Err(Fault::DiskFull.error());
+    }
+    if op == Op::Write {
+        let want = state.written.saturating_add(len.unwrap_or(0) as u64);
+        if want > free {
+            state.fired.get_or_insert_with(|| (state.count, op, path.to_path_buf()));
+            return Err(Fault::DiskFull.error());
+        }
     }
     if let Some((kind, needle, fault)) = &state.plan.fail_matching
         && *kind == op
@@ -214,6 +251,10 @@ pub(crate) fn after(op: Op, path: &Path, to: Option<&Path>, data: Option<&[u8]>)
     let Some(state) = guard.as_mut() else { return };
     if !counted(state, path) {
         return;
+    }
+    if op == Op::Write {
+        state.written = state.written.saturating_add(data.map_or(0, <[u8]>::len) as u64);
+        state.write_ends.push(state.written);
     }
     if let Some(model) = state.model.as_mut() {
         model.apply(op, path, to, data);

@@ -157,7 +157,7 @@ fn seam<T>(
     data: Option<&[u8]>,
     run: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
-    crate::fault::before(op, path)?;
+    crate::fault::before(op, path, data.map(<[u8]>::len))?;
     let out = run()?;
     crate::fault::after(op, path, to, data);
     Ok(out)

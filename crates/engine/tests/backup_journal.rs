@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use bpv_engine::backup::{self, BackupOptions, BackupReport, Repo, RestoreOptions, Source};
 use bpv_engine::library::{Library, OpenOptions};
-use bpv_engine::watch::{WatchOptions, Watcher};
+use bpv_engine::watch::{WatchMode, WatchOptions, Watcher};
 
 mod common;
 use common::{bytes_tree as library_tree, files_under, folders_under};
@@ -45,7 +45,10 @@ impl Fixture {
 
     fn watch(&self) -> Watcher {
         let opts = WatchOptions { state_file: false, ..WatchOptions::default() };
-        Watcher::start(Arc::clone(&self.lib), opts, |_| {}).unwrap()
+        let watcher = Watcher::start(Arc::clone(&self.lib), opts, |_| {}).unwrap();
+        // The journal is only trusted on kernel notifications: these tests need them.
+        assert_eq!(watcher.state().mode, WatchMode::Watching, "not on kernel notifications: {:?}", watcher.state());
+        watcher
     }
 
     fn backup(&self) -> BackupReport {

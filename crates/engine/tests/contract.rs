@@ -381,11 +381,18 @@ pub(crate) fn contract_create_only<S: Store>(h: &Harness<S>) {
     assert_eq!(s.load(&k).unwrap().data, h.v("3"));
 }
 
+/// A store without a capability refuses the option that asks for it (`unsupported`) and
+/// writes nothing: it never accepts a save it cannot honour.
+fn refuses_option<S: Store>(h: &Harness<S>, s: &S, what: &str, options: SaveOptions) {
+    let k = h.k(&format!("refused-{what}"));
+    assert_eq!(code(s.save(&k, &h.v(what), &options)), "unsupported", "{what} without the capability");
+    assert!(!s.exists(&k).unwrap(), "{what}: a refused save wrote something");
+}
+
 pub(crate) fn contract_batch_all_or_nothing<S: Store>(h: &Harness<S>) {
     let s = h.make();
-    if !s.capabilities().batch {
-        return;
-    }
+    // Every backend offers batches; one that stops doing so must be looked at, not skipped.
+    assert!(s.capabilities().batch, "the store no longer offers batches");
     let keep = put(h, &s, "keep", "v1");
     put(h, &s, "gone", "v1");
     let p = |name: &str, seed: &str, o: SaveOptions| BatchOp::Put { key: h.k(name), data: h.v(seed), options: o };
@@ -434,8 +441,13 @@ pub(crate) fn contract_batch_all_or_nothing<S: Store>(h: &Harness<S>) {
 pub(crate) fn contract_metadata_and_tags<S: Store>(h: &Harness<S>) {
     let s = h.make();
     let caps = s.capabilities();
-    if !caps.metadata && !caps.tags {
-        return;
+    if !caps.metadata {
+        let mut m = Map::new();
+        m.insert("title".into(), json!("x"));
+        refuses_option(h, &s, "metadata", SaveOptions { metadata: m, ..opts() });
+    }
+    if !caps.tags {
+        refuses_option(h, &s, "tags", SaveOptions { tags: vec!["crm".into()], ..opts() });
     }
     let mut metadata = Map::new();
     if caps.metadata {
@@ -477,9 +489,15 @@ pub(crate) fn contract_formats<S: Store>(h: &Harness<S>) {
 
 pub(crate) fn contract_expiration<S: Store>(h: &Harness<S>) {
     let s = h.make();
-    if !s.capabilities().expiration {
-        return;
+    if s.capabilities().expiration {
+        expiration_honoured(h, &s);
+    } else {
+        let past = Utc::now() - chrono::Duration::seconds(10);
+        refuses_option(h, &s, "expiration", SaveOptions { expiration: Some(past), ..opts() });
     }
+}
+
+fn expiration_honoured<S: Store>(h: &Harness<S>, s: &S) {
     let past = SaveOptions { expiration: Some(Utc::now() - chrono::Duration::seconds(10)), ..opts() };
     let later = Utc::now() + chrono::Duration::hours(1);
     let future = SaveOptions { expiration: Some(later), ..opts() };
@@ -509,9 +527,14 @@ pub(crate) fn contract_expiration<S: Store>(h: &Harness<S>) {
 
 pub(crate) fn contract_compress<S: Store>(h: &Harness<S>) {
     let s = h.make();
-    if !s.capabilities().compress {
-        return;
+    if s.capabilities().compress {
+        compression_honoured(h, &s);
+    } else {
+        refuses_option(h, &s, "compression", SaveOptions { compress: true, ..opts() });
     }
+}
+
+fn compression_honoured<S: Store>(h: &Harness<S>, s: &S) {
     let mut values = vec![("text", h.v("compressible ").repeat(2000))];
     if s.capabilities().formats.contains(&Format::Binary) {
         values.push(("empty", Vec::new()));

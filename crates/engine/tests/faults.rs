@@ -566,3 +566,82 @@ fn a_failed_fsync_fails_the_operation_and_is_never_retried_into_success() {
     }
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 }
+
+/// A disk that fills up during a backup (3 MB of incompressible files and less room than
+/// that): for each write of the backup in turn, the free space is set so that this write
+/// does not fit, and every later write and file creation fails with ENOSPC, as on a full
+/// disk. The backup fails with `disk_full` and a message a person can act on, leaves no
+/// temp file, and the earlier snapshot is untouched, verifies and restores.
+#[test]
+fn a_disk_that_fills_at_any_write_of_a_backup_fails_it_cleanly() {
+    let setup = || {
+        let f = Fixture::new();
+        let lib = f.open();
+        run_backup(&f, &lib).unwrap();
+        fs::create_dir_all(f.root.join("Templates")).unwrap();
+        for i in 0..6 {
+            fs::write(f.root.join(format!("Templates/rand{i}.bin")), noise(512 * 1024, 100 + i)).unwrap();
+        }
+        (f, lib)
+    };
+    // Where the second backup's writes end, one by one, with all the room it needs.
+    let ends = {
+        let (f, lib) = setup();
+        let injector = fault::install(Plan { roots: vec![f.dir.join("repo")], ..Default::default() });
+        run_backup(&f, &lib).unwrap();
+        injector.write_ends()
+    };
+    assert!(ends.len() >= 3 && ends.last().is_some_and(|&n| n > 3 * 512 * 1024), "writes: {ends:?}");
+    let mut problems = Vec::new();
+    let mut start = 0;
+    for (k, &end) in ends.iter().enumerate() {
+        let free = start + (end - start) / 2;
+        start = end;
+        let (f, lib) = setup();
+        let repo_dir = f.dir.join("repo");
+        let repo_before = tree(&repo_dir, false);
+        let first = Repo::open(&repo_dir).unwrap().snapshot_ids().unwrap();
+        let injector =
+            fault::install(Plan { roots: vec![repo_dir.clone()], disk_free: Some(free), ..Default::default() });
+        let result = run_backup(&f, &lib);
+        let fired = injector.fired();
+        drop(injector);
+        let at = format!("disk full at write {} of {} ({free} bytes free, {fired:?})", k + 1, ends.len());
+        match &result {
+            Ok(()) => problems.push(format!("{at}: the backup reported success")),
+            Err(e) if e.code() != "disk_full" || !e.to_string().contains("disk is full") => {
+                problems.push(format!("{at}: error {}: {e}", e.code()))
+            }
+            Err(_) => {}
+        }
+        let repo = Repo::open(&repo_dir).unwrap();
+        let ids = repo.snapshot_ids().unwrap();
+        if ids != first {
+            problems.push(format!("{at}: snapshots {ids:?}, expected only {first:?}"));
+        }
+        for id in &first {
+            if !repo.verify(id, None, &CancelToken::new()).is_ok_and(|r| r.ok) {
+                problems.push(format!("{at}: the earlier snapshot {id} no longer verifies"));
+            }
+            let out = f.dir.join(format!("out-{k}"));
+            match repo.restore_to(id, &out, None, &Default::default()) {
+                Ok(_) => {
+                    if fs::read(out.join("Blueprints/b.blueprint.yaml")).ok() != Some(yaml("b", 1)) {
+                        problems.push(format!("{at}: the earlier snapshot restores something else"));
+                    }
+                }
+                Err(e) => problems.push(format!("{at}: the earlier snapshot does not restore: {e}")),
+            }
+        }
+        let repo_after = tree(&repo_dir, false);
+        for (name, bytes) in &repo_before {
+            if repo_after.get(name) != Some(bytes) {
+                problems.push(format!("{at}: {name} changed or vanished"));
+            }
+        }
+        if repo_after.keys().any(|name| name.contains(".bpv-tmp-")) {
+            problems.push(format!("{at}: a temp file is left in the repository"));
+        }
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}

@@ -45,10 +45,17 @@ impl Env {
         before(&root);
         let lib = Arc::new(open(&root, &tmp.path().join("data")));
         let (tx, rx) = channel();
+        let polling_asked = opts.force_polling.is_some();
         let watcher = Watcher::start(Arc::clone(&lib), opts, move |n| {
             let _ = tx.send(n);
         })
         .unwrap();
+        // These tests are about kernel notifications: a watcher that fell back to polling
+        // would pass most of them slowly and prove nothing about inotify.
+        if !polling_asked {
+            let state = watcher.state();
+            assert_eq!(state.mode, WatchMode::Watching, "the watcher is not on kernel notifications: {state:?}");
+        }
         Env { tmp, lib, rx, watcher: Some(watcher) }
     }
 
