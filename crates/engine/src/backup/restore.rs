@@ -635,3 +635,104 @@ fn shorten(paths: &[String]) -> String {
         format!("{} and {} more", paths[..10].join(", "), paths.len() - 10)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::{BlueprintSave, OpenOptions};
+
+    /// A snapshot is untrusted: one crafted to name a sync link, the settings, a path
+    /// out of the folder or one with a control character gets those entries refused and
+    /// reported, never written; the rest is restored.
+    #[test]
+    fn a_crafted_snapshot_cannot_write_outside_the_library_or_its_data_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = fs::canonicalize(tmp.path()).unwrap();
+        let mut o = OpenOptions::new(dir.join("lib"));
+        o.data_dir = Some(dir.join("data"));
+        o.create = true;
+        let lib = Library::open(o).unwrap();
+        lib.save_blueprint("Blueprints/a.blueprint.yaml", b"name: a\nnodes: []\n", &BlueprintSave::default()).unwrap();
+        let report = super::super::backup(
+            &lib,
+            &super::super::create::BackupOptions { repo: Some(dir.join("repo")), ..Default::default() },
+        )
+        .unwrap();
+        let repo = Repo::open(&dir.join("repo")).unwrap();
+        let (mut m, ok) = repo.load_manifest(&report.id).unwrap();
+        assert!(ok);
+        let good = m.entries.iter().find(|e| e.path == "Blueprints/a.blueprint.yaml").unwrap().clone();
+        let crafted = |path: &str, source: Source| Entry { path: path.into(), source, ..good.clone() };
+        let bad = [
+            crafted("sync/link.json", Source::Data),
+            crafted("settings.json", Source::Data),
+            crafted("secrets/sealed.bin", Source::Data),
+            crafted("trash/../../../escaped.txt", Source::Data),
+            crafted("trash", Source::Data),
+            crafted("../escaped.blueprint.yaml", Source::Library),
+            crafted("/tmp/absolute.blueprint.yaml", Source::Library),
+            crafted("Blueprints/bell\u{7}.blueprint.yaml", Source::Library),
+        ];
+        m.entries.extend(bad.iter().cloned());
+        m.entries.push(crafted("trash/x/blueprint.yaml", Source::Data));
+        m.empty_dirs.push("../outside-folder".into());
+        m.chunks.clear();
+        repo.write_manifest(&m).unwrap();
+
+        let out = dir.join("out/restored");
+        let area = dir.join("out/area");
+        let rep = repo.restore_to(&report.id, &out, Some(&area), &RestoreOptions::default()).unwrap();
+        let refused: Vec<&Problem> = rep.not_restored.iter().filter(|p| p.kind == "refused").collect();
+        assert_eq!(refused.len(), 1, "{:?}", rep.not_restored);
+        for e in &bad {
+            assert!(refused[0].paths.contains(&e.path), "{} not reported: {:?}", e.path, refused[0].paths);
+        }
+        assert!(refused[0].paths.contains(&"../outside-folder".to_string()));
+        // Written: the library's files and the trash entry; nothing else anywhere.
+        let written: Vec<String> = walkdir::WalkDir::new(&dir)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file() && !e.path().starts_with(dir.join("repo")))
+            .filter(|e| !e.path().starts_with(dir.join("data")) && !e.path().starts_with(dir.join("lib")))
+            .map(|e| e.path().strip_prefix(&dir).unwrap().to_string_lossy().into_owned())
+            .collect();
+        let mut written = written;
+        written.sort();
+        let mut want: Vec<String> = m
+            .entries
+            .iter()
+            .filter(|e| !bad.contains(e))
+            .map(|e| match e.source {
+                Source::Library => format!("out/restored/{}", e.path),
+                Source::Data => format!("out/area/{}", e.path),
+            })
+            .collect();
+        want.sort();
+        assert_eq!(written, want);
+        assert!(!dir.join("escaped.txt").exists() && !dir.join("out/outside-folder").exists());
+    }
+
+    #[test]
+    fn a_restore_target_inside_the_library_or_the_data_dir_is_refused_even_before_it_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = fs::canonicalize(tmp.path()).unwrap();
+        let (lib, data) = (dir.join("lib"), dir.join("data"));
+        fs::create_dir_all(lib.join("Exports")).unwrap();
+        fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::symlink(&lib, dir.join("link")).unwrap();
+        for inside in [
+            lib.clone(),
+            lib.join("Exports"),
+            lib.join("not/yet"),
+            data.join("libraries/x"),
+            dir.join("link/new"),
+            dir.join("elsewhere/../lib/new"),
+        ] {
+            let err = check_restore_target(&inside, &lib, &data).unwrap_err();
+            assert_eq!(err.code(), "invalid_argument", "{}: {err}", inside.display());
+        }
+        assert_eq!(check_restore_target(&dir.join("out/new"), &lib, &data).unwrap(), dir.join("out/new"));
+        // A library that does not exist yet is resolved the same way.
+        assert!(check_restore_target(&dir.join("gone/x"), &dir.join("gone"), &data).is_err());
+    }
+}
