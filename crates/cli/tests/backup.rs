@@ -521,11 +521,7 @@ fn restore_to_a_folder_inside_the_library_or_the_data_dir_is_refused() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "restore into {} was accepted", target.display());
         assert!(err.contains("inside"), "{}: {err}", target.display());
-        assert!(
-            !target.exists() || fs::read_dir(target).unwrap().next().is_none(),
-            "{} was written",
-            target.display()
-        );
+        assert!(!target.exists() || fs::read_dir(target).unwrap().next().is_none(), "{} was written", target.display());
     }
     let mut lib_after = tree(&env.library);
     lib_after.retain(|k, _| !k.starts_with("Exports/empty"));

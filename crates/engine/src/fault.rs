@@ -255,8 +255,13 @@ fn unmanaged(path: &Path) -> bool {
 impl Model {
     /// Everything on disk now is taken as durable.
     fn baseline(roots: &[PathBuf]) -> Model {
-        let mut m =
-            Model { inodes: Vec::new(), folders: 0, roots: Vec::new(), current: BTreeMap::new(), durable: BTreeMap::new() };
+        let mut m = Model {
+            inodes: Vec::new(),
+            folders: 0,
+            roots: Vec::new(),
+            current: BTreeMap::new(),
+            durable: BTreeMap::new(),
+        };
         for root in roots {
             let id = m.new_folder();
             m.roots.push((root.clone(), id));

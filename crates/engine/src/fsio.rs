@@ -205,9 +205,8 @@ pub(crate) fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     let cb = CString::new(b.as_os_str().as_bytes())?;
     seam(Op::Exchange, a, Some(b), None, || {
         // SAFETY: both strings are NUL-terminated and live for the call.
-        let rc = unsafe {
-            libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE)
-        };
+        let rc =
+            unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
         if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
     })
 }

@@ -315,7 +315,8 @@ pub fn restore_in_place(lib: &Library, repo_path: &Path, id: &str, opts: &Restor
         // One more go (a passing failure); else the next open finishes it.
         let again = finish_pending(lib.root(), lib.area()).and_then(|_| lib.reindex(None).map(drop));
         if again.is_err() {
-            let later = format!("the restore of snapshot {id} is recorded and is finished when the library is next opened");
+            let later =
+                format!("the restore of snapshot {id} is recorded and is finished when the library is next opened");
             return Err(match e {
                 Error::Io { context, source } => Error::Io { context: format!("{context} ({later})"), source },
                 other => other,
