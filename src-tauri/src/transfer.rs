@@ -542,13 +542,13 @@ pub fn restore_to(
     passphrase: Option<&str>,
 ) -> Result<RestoreDone, IpcError> {
     let repo = existing_repo(app, lib)?;
-    let dir = restore_target(lib, to)?;
+    let data_dir = app.state::<AppState>().data_dir.clone();
+    let dir = restore_target(lib, &data_dir, to)?;
     let st = state(app);
     let cancel = backup::CancelToken::new();
     let _running = st.start(Operation::Restore, Cancel::Backup(cancel.clone()))?;
     let progress = Progress::new(app, Operation::Restore);
     let tick = |p: backup::Progress| progress.backup(p);
-    let data_dir = app.state::<AppState>().data_dir.clone();
     let opts = backup::RestoreOptions { partial, progress: Some(&tick), cancel };
     restore_snapshot_with_credentials(&repo, &data_dir, id, &dir, &opts, passphrase, &crate::creds::open)
 }
@@ -648,18 +648,14 @@ fn reopen(app: &AppHandle, root: &Path) -> Result<(), IpcError> {
     }
 }
 
-/// The folder a whole snapshot may be restored into: a full path, outside the open library.
-fn restore_target(lib: &Library, to: &str) -> Result<PathBuf, IpcError> {
+/// The folder a whole snapshot may be restored into: a full path, outside the open
+/// library and the data dir (the engine's check, shared with `bpv restore --to`).
+fn restore_target(lib: &Library, data_dir: &Path, to: &str) -> Result<PathBuf, IpcError> {
     let dir = PathBuf::from(to);
     if !dir.is_absolute() {
         return Err(IpcError::new("invalid_argument", format!("choose a full folder path to restore into, not {to}")));
     }
-    if std::fs::canonicalize(&dir).is_ok_and(|c| c.starts_with(lib.root())) {
-        return Err(IpcError::new(
-            "invalid_argument",
-            "restore into a new, empty folder outside the open library (the open library is not replaced)",
-        ));
-    }
+    backup::check_restore_target(&dir, lib.root(), data_dir)?;
     Ok(dir)
 }
 
@@ -930,12 +926,18 @@ mod tests {
         let repo = Repo::open(&repo_dir).unwrap();
 
         // Into the library, or a relative path: refused, nothing written.
+        let data = tmp.path().join("data");
         let inside = lib.root().join("Blueprints");
-        assert_eq!(restore_target(&lib, &inside.to_string_lossy()).unwrap_err().code, "invalid_argument");
-        assert_eq!(restore_target(&lib, "restored").unwrap_err().code, "invalid_argument");
+        assert_eq!(restore_target(&lib, &data, &inside.to_string_lossy()).unwrap_err().code, "invalid_argument");
+        // Also a folder that does not exist yet, in the library or in the data dir.
+        let not_yet = lib.root().join("new/deeper");
+        assert_eq!(restore_target(&lib, &data, &not_yet.to_string_lossy()).unwrap_err().code, "invalid_argument");
+        let in_data = data.join("libraries/new");
+        assert_eq!(restore_target(&lib, &data, &in_data.to_string_lossy()).unwrap_err().code, "invalid_argument");
+        assert_eq!(restore_target(&lib, &data, "restored").unwrap_err().code, "invalid_argument");
 
         let to = tmp.path().join("restored");
-        let dir = restore_target(&lib, &to.to_string_lossy()).unwrap();
+        let dir = restore_target(&lib, &data, &to.to_string_lossy()).unwrap();
         let done = restore_snapshot(&repo, &tmp.path().join("data"), &report.id, &dir, &Default::default()).unwrap();
         assert_eq!(done.files, files(&to).len() as u64);
         assert_eq!(files(&to), files(lib.root()), "the restored folder is the library, byte for byte");

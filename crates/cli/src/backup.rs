@@ -189,6 +189,9 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
             } else {
                 None
             };
+            if let Some(dir) = to {
+                check_target(cli, dir)?;
+            }
             let bar = output::progress_bar(out, "restoring");
             let tick = |p: Progress| tick(bar.as_ref(), p);
             let opts = RestoreOptions { partial: *partial, progress: Some(&tick), cancel: CancelToken::new() };
@@ -336,6 +339,22 @@ fn backup_passphrase() -> Result<Vec<u8>> {
 }
 
 /// The private area a library at `dir` will have (for its trash and history).
+/// `--to DIR` must lie outside the library and the data dir (the engine's check, which
+/// the app shares), whether DIR exists yet or not.
+fn check_target(cli: &Cli, dir: &Path) -> Result<()> {
+    let library = match &cli.library {
+        Some(l) => l.clone(),
+        None => bpv_engine::paths::default_library_dir()
+            .ok_or_else(|| Error::InvalidArgument("no home folder: pass --library".into()))?,
+    };
+    let data_dir = match &cli.data_dir {
+        Some(d) => d.clone(),
+        None => bpv_engine::paths::default_data_dir()
+            .ok_or_else(|| Error::InvalidArgument("no data dir: set BPV_DATA_DIR".into()))?,
+    };
+    backup::check_restore_target(dir, &library, &data_dir).map(drop)
+}
+
 fn data_area_for(cli: &Cli, dir: &Path) -> Result<Option<PathBuf>> {
     let data_dir = match &cli.data_dir {
         Some(d) => std::path::absolute(d).map_err(|e| Error::io("cannot resolve", d, e))?,

@@ -498,3 +498,37 @@ fn prune_dry_run_says_what_would_go_and_changes_nothing() {
     let list = env.json(&["backups", "--from", &env.repo()]);
     assert_eq!(list.as_array().unwrap().len(), 2, "a dry run forgot a snapshot");
 }
+
+/// `restore --to` refuses a folder inside the library or the data dir, whether it exists
+/// yet or not (the engine's check, shared with the app), and writes nothing.
+#[test]
+fn restore_to_a_folder_inside_the_library_or_the_data_dir_is_refused() {
+    let env = Env::new();
+    env.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    let id = env.json(&["backup", "--to", &env.repo()])["id"].as_str().unwrap().to_owned();
+    let lib_before = tree(&env.library);
+    fs::create_dir_all(env.library.join("Exports/empty")).unwrap();
+    let targets = [
+        env.library.join("Restored/here"),
+        env.library.join("Exports/empty"),
+        env.data.join("libraries/restored"),
+        // Through `..` or a link to the library: the same folder.
+        env.dir.join("link-to-library/new"),
+    ];
+    std::os::unix::fs::symlink(&env.library, env.dir.join("link-to-library")).unwrap();
+    for target in &targets {
+        let o = env.run(&["--json", "restore", &id, "--from", &env.repo(), "--to", target.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "restore into {} was accepted", target.display());
+        assert!(err.contains("inside"), "{}: {err}", target.display());
+        assert!(!target.exists() || fs::read_dir(target).unwrap().next().is_none(), "{} was written", target.display());
+    }
+    let mut lib_after = tree(&env.library);
+    lib_after.retain(|k, _| !k.starts_with("Exports/empty"));
+    assert_eq!(lib_after, lib_before);
+    assert!(!env.library.join("Restored").exists());
+    // Outside both: restored.
+    let out = env.dir.join("restored");
+    env.json(&["restore", &id, "--from", &env.repo(), "--to", out.to_str().unwrap()]);
+    assert!(out.join("Blueprints/personal/a.blueprint.yaml").is_file());
+}

@@ -17,6 +17,7 @@
 //! I/O, and the index is only a cache the library rebuilds or reconciles.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub enum Op {
     /// fsync of a file.
     Fsync,
     Rename,
+    /// An atomic swap of two paths (`renameat2(RENAME_EXCHANGE)`); the other path is `to`.
+    Exchange,
     Remove,
     RemoveDirAll,
     CreateDir,
@@ -261,9 +264,10 @@ pub(crate) fn after(op: Op, path: &Path, to: Option<&Path>, data: Option<&[u8]>)
     }
 }
 
+/// A folder's or a file's identity (inode): a renamed folder takes its entries along.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Node {
-    Dir,
+    Dir(usize),
     File(usize),
 }
 
@@ -273,11 +277,14 @@ struct Inode {
     durable: Option<Vec<u8>>,
 }
 
-/// The namespace as the process sees it and as the disk holds it.
+/// The namespace as the process sees it (by path) and as the disk holds it (each
+/// folder's entries, by folder identity: what its last fsync recorded).
 struct Model {
     inodes: Vec<Inode>,
+    folders: usize,
+    roots: Vec<(PathBuf, usize)>,
     current: BTreeMap<PathBuf, Node>,
-    durable: BTreeMap<PathBuf, Node>,
+    durable: BTreeMap<(usize, OsString), Node>,
 }
 
 /// Files the model leaves alone: SQLite's own I/O and lock files.
@@ -289,25 +296,61 @@ fn unmanaged(path: &Path) -> bool {
 impl Model {
     /// Everything on disk now is taken as durable.
     fn baseline(roots: &[PathBuf]) -> Model {
-        let mut m = Model { inodes: Vec::new(), current: BTreeMap::new(), durable: BTreeMap::new() };
+        let mut m = Model {
+            inodes: Vec::new(),
+            folders: 0,
+            roots: Vec::new(),
+            current: BTreeMap::new(),
+            durable: BTreeMap::new(),
+        };
         for root in roots {
+            let id = m.new_folder();
+            m.roots.push((root.clone(), id));
             for entry in walkdir::WalkDir::new(root).min_depth(1).into_iter().flatten() {
                 let path = entry.path().to_path_buf();
                 if unmanaged(&path) {
                     continue;
                 }
                 let node = if entry.file_type().is_dir() {
-                    Node::Dir
+                    Node::Dir(m.new_folder())
                 } else {
                     let bytes = fs::read(&path).unwrap_or_default();
                     m.inodes.push(Inode { current: bytes.clone(), durable: Some(bytes) });
                     Node::File(m.inodes.len() - 1)
                 };
-                m.current.insert(path.clone(), node);
-                m.durable.insert(path, node);
+                m.current.insert(path, node);
             }
         }
+        m.sync_all_entries();
         m
+    }
+
+    fn new_folder(&mut self) -> usize {
+        self.folders += 1;
+        self.folders
+    }
+
+    /// The identity of the folder at `path` (a root or a folder in the namespace).
+    fn folder_id(&self, path: &Path) -> Option<usize> {
+        if let Some((_, id)) = self.roots.iter().find(|(r, _)| r == path) {
+            return Some(*id);
+        }
+        match self.current.get(path) {
+            Some(Node::Dir(id)) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Every folder's current entries become its durable ones.
+    fn sync_all_entries(&mut self) {
+        let mut durable = BTreeMap::new();
+        for (path, node) in &self.current {
+            let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { continue };
+            if let Some(id) = self.folder_id(parent) {
+                durable.insert((id, name.to_os_string()), *node);
+            }
+        }
+        self.durable = durable;
     }
 
     fn inode_at(&mut self, path: &Path) -> Option<&mut Inode> {
@@ -335,28 +378,35 @@ impl Model {
             }
             Op::Rename => {
                 let Some(to) = to else { return };
-                let moved: Vec<(PathBuf, Node)> = take_subtree(&mut self.current, path);
+                let moved = take_subtree(&mut self.current, path);
                 take_subtree(&mut self.current, to);
-                for (p, node) in moved {
-                    let rest = p.strip_prefix(path).map(Path::to_path_buf).unwrap_or_default();
-                    let dest = if rest.as_os_str().is_empty() { to.to_path_buf() } else { to.join(rest) };
-                    self.current.insert(dest, node);
-                }
+                put_subtree(&mut self.current, moved, path, to);
+            }
+            Op::Exchange => {
+                let Some(to) = to else { return };
+                let a = take_subtree(&mut self.current, path);
+                let b = take_subtree(&mut self.current, to);
+                put_subtree(&mut self.current, a, path, to);
+                put_subtree(&mut self.current, b, to, path);
             }
             Op::Remove | Op::RemoveDirAll => {
                 take_subtree(&mut self.current, path);
             }
             Op::CreateDir => {
-                self.current.insert(path.to_path_buf(), Node::Dir);
+                let id = self.new_folder();
+                self.current.insert(path.to_path_buf(), Node::Dir(id));
             }
             Op::DirFsync => {
-                self.durable.retain(|p, _| p.parent() != Some(path));
+                let Some(id) = self.folder_id(path) else { return };
+                self.durable.retain(|(d, _), _| *d != id);
                 for (p, node) in self.current.iter().filter(|(p, _)| p.parent() == Some(path)) {
-                    self.durable.insert(p.clone(), *node);
+                    if let Some(name) = p.file_name() {
+                        self.durable.insert((id, name.to_os_string()), *node);
+                    }
                 }
             }
             Op::SyncFs => {
-                self.durable = self.current.clone();
+                self.sync_all_entries();
                 for inode in &mut self.inodes {
                     inode.durable = Some(inode.current.clone());
                 }
@@ -378,26 +428,46 @@ impl Model {
                 }
             }
         }
-        for (path, node) in &self.durable {
-            let Some(root) = roots.iter().find(|r| path.starts_with(r)) else { continue };
-            // An entry survives only if every folder above it (below the root) did.
-            let reachable = path
-                .ancestors()
-                .skip(1)
-                .take_while(|a| *a != root.as_path())
-                .all(|a| self.durable.get(a) == Some(&Node::Dir));
-            if !reachable {
-                continue;
-            }
+        for (root, id) in &self.roots {
+            self.build(*id, root, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Write out folder `id`'s durable entries at `dir` (only what is reachable from a
+    /// root through durable entries survives).
+    fn build(&self, id: usize, dir: &Path, depth: usize) -> io::Result<()> {
+        if depth > 64 {
+            return Ok(());
+        }
+        let children: Vec<(OsString, Node)> = self
+            .durable
+            .range((id, OsString::new())..)
+            .take_while(|((d, _), _)| *d == id)
+            .map(|((_, name), node)| (name.clone(), *node))
+            .collect();
+        for (name, node) in children {
+            let path = dir.join(name);
             match node {
-                Node::Dir => fs::create_dir_all(path)?,
-                Node::File(id) => {
-                    let bytes = self.inodes.get(*id).and_then(|i| i.durable.clone()).unwrap_or_default();
-                    fs::write(path, bytes)?;
+                Node::Dir(sub) => {
+                    fs::create_dir_all(&path)?;
+                    self.build(sub, &path, depth + 1)?;
+                }
+                Node::File(f) => {
+                    let bytes = self.inodes.get(f).and_then(|i| i.durable.clone()).unwrap_or_default();
+                    fs::write(&path, bytes)?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+fn put_subtree(map: &mut BTreeMap<PathBuf, Node>, moved: Vec<(PathBuf, Node)>, from: &Path, to: &Path) {
+    for (p, node) in moved {
+        let rest = p.strip_prefix(from).map(Path::to_path_buf).unwrap_or_default();
+        let dest = if rest.as_os_str().is_empty() { to.to_path_buf() } else { to.join(rest) };
+        map.insert(dest, node);
     }
 }
 

@@ -142,6 +142,7 @@ enum Op {
     Write,
     Fsync,
     Rename,
+    Exchange,
     Remove,
     RemoveDirAll,
     CreateDir,
@@ -192,6 +193,27 @@ pub(crate) fn sync_file(f: &File, path: &Path) -> io::Result<()> {
 
 pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
     seam(Op::Rename, from, Some(to), None, || fs::rename(from, to))
+}
+
+/// Swap `a` and `b` atomically (both must exist; Linux `renameat2(RENAME_EXCHANGE)`):
+/// at every instant each path names one whole tree. Not fsynced here.
+#[cfg(target_os = "linux")]
+pub(crate) fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let ca = CString::new(a.as_os_str().as_bytes())?;
+    let cb = CString::new(b.as_os_str().as_bytes())?;
+    seam(Op::Exchange, a, Some(b), None, || {
+        // SAFETY: both strings are NUL-terminated and live for the call.
+        let rc =
+            unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "an atomic swap of two folders needs Linux"))
 }
 
 pub(crate) fn remove_file(path: &Path) -> io::Result<()> {

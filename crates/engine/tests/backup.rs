@@ -839,3 +839,63 @@ fn the_schedule_timer_takes_snapshots_by_itself() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(count(), n, "a snapshot was taken after the timer was dropped");
 }
+
+/// The library's write lock is taken before the snapshot of the current library: a
+/// save made while the restore runs waits for it and lands on the restored library
+/// (before, it went into the old copy, which the swap then threw away).
+#[test]
+fn a_save_during_an_in_place_restore_waits_for_it_and_is_kept() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    let f = Fixture::new();
+    let lib = f.open();
+    f.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    let r = f.backup(&lib);
+    let saved = Arc::new(AtomicBool::new(false));
+    let other: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
+    let tick = |_: backup::Progress| {
+        let mut other = other.lock().unwrap();
+        if other.is_some() {
+            return;
+        }
+        let (root, data, flag) = (f.root.clone(), f.data.clone(), saved.clone());
+        *other = Some(std::thread::spawn(move || {
+            let mut o = OpenOptions::new(&root);
+            o.data_dir = Some(data);
+            let lib = Library::open(o).unwrap();
+            lib.save_blueprint("Blueprints/personal/edit.blueprint.yaml", &yaml("Edit"), &Default::default()).unwrap();
+            flag.store(true, Ordering::SeqCst);
+        }));
+        // Give the save its chance to land while the restore is staging.
+        let until = Instant::now() + Duration::from_millis(1500);
+        while !saved.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let opts = RestoreOptions { progress: Some(&tick), ..Default::default() };
+    backup::restore_in_place(&lib, &f.repo(), &r.id, &opts).unwrap();
+    other.lock().unwrap().take().expect("the restore reported no progress").join().unwrap();
+    assert_eq!(
+        fs::read(f.root.join("Blueprints/personal/edit.blueprint.yaml")).ok(),
+        Some(yaml("Edit")),
+        "the save made during the restore was lost"
+    );
+}
+
+/// An interrupted restore by an earlier version left the library aside (no library at
+/// its path): opening it refuses to create an empty one there and says where it is.
+#[test]
+fn no_empty_library_is_created_where_a_restore_left_the_library_aside() {
+    let f = Fixture::new();
+    f.write("Blueprints/personal/a.blueprint.yaml", &yaml("Alpha"));
+    let aside = f.dir.join(".My Library.bpv-old-0badc0de");
+    fs::rename(&f.root, &aside).unwrap();
+    let mut o = OpenOptions::new(&f.root);
+    o.data_dir = Some(f.data.clone());
+    o.create = true;
+    let err = Library::open(o).err().expect("an empty library was created");
+    assert_eq!(err.code(), "conflict");
+    assert!(err.to_string().contains(".bpv-old-0badc0de"), "{err}");
+    assert!(!f.root.exists());
+}

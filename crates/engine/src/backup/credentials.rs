@@ -9,7 +9,6 @@
 //! current log lacks are appended, followed by one line recording the restore.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -53,13 +52,7 @@ pub(crate) fn merge_restored(area: &Path, staged_area: &Path, snapshot: &str) ->
     if !current.is_empty() && !current.ends_with(b"\n") {
         append.insert(0, b'\n');
     }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&audit_path)
-        .map_err(|e| Error::io("cannot open the audit log", &audit_path, e))?;
-    f.write_all(&append).map_err(|e| Error::io("cannot write the audit log", &audit_path, e))?;
-    f.sync_data().map_err(|e| Error::io("cannot flush the audit log", &audit_path, e))
+    fsio::append_durable(&audit_path, &append)
 }
 
 /// `{"credentials": {NAME: meta}}`: the current entries win, the snapshot's other names join.

@@ -57,7 +57,10 @@ pub use credentials::{
 };
 pub use journal::ChangeJournal;
 pub use prune::{PrunePreview, PruneReport, Retention};
-pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
+pub use restore::{
+    RestoreOptions, RestoreReport, check_restore_target, library_set_aside, recover_restore, restore_file_into_library,
+    restore_in_place,
+};
 pub use schedule::{ScheduleState, ScheduleTimer, backup_due};
 pub use verify::{Problem, VerifyReport};
 
@@ -1113,17 +1116,10 @@ pub(crate) fn hex_of(bytes: &[u8]) -> String {
 
 /// `syncfs` the filesystem holding `dir` (one flush for many files).
 pub(crate) fn sync_filesystem(dir: &Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let f = File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
-    // SAFETY: syncfs only reads the descriptor, which `f` keeps open for the call.
-    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
-    if rc != 0 {
-        return Err(Error::io("cannot flush to disk", dir, io::Error::last_os_error()));
-    }
-    Ok(())
+    fsio::syncfs(dir).map_err(|e| Error::io("cannot flush to disk", dir, e))
 }
 
-fn check_id(id: &str) -> Result<()> {
+pub(crate) fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 100
         && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

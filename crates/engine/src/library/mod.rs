@@ -105,6 +105,18 @@ pub struct Library {
 impl Library {
     pub fn open(opts: OpenOptions) -> Result<Library> {
         let root = absolute(&opts.root)?;
+        if !root.exists()
+            && let Some(aside) = crate::backup::library_set_aside(&root)
+        {
+            // An interrupted restore (by an earlier version) moved the library aside:
+            // creating an empty one here would hide it.
+            return Err(Error::Conflict(format!(
+                "no library at {}, but an interrupted restore left it at {}: move that folder back to {} (nothing was created)",
+                root.display(),
+                aside.display(),
+                root.display()
+            )));
+        }
         if opts.create {
             init_layout(&root)?;
         } else if !root.is_dir() {
@@ -126,6 +138,8 @@ impl Library {
             let body = serde_json::json!({ "library": root.to_string_lossy() });
             fsio::write_atomic(&marker, body.to_string().as_bytes())?;
         }
+        // An in-place restore a crash interrupted is finished before anything reads the files.
+        let restored = crate::backup::recover_restore(&root, &area)?;
         let index_path = area.join(INDEX_FILE);
         let (index, fresh) = match Index::open(&index_path) {
             Ok(ix) => (ix, false),
@@ -142,7 +156,7 @@ impl Library {
         let journal = std::sync::Arc::new(crate::backup::ChangeJournal::new(&root));
         let lib = Library { root, area, index, journal };
         lib.recover_batches()?;
-        if fresh || lib.index.get_state(STATE_FULL_SCAN)?.is_none() {
+        if fresh || restored || lib.index.get_state(STATE_FULL_SCAN)?.is_none() {
             lib.reindex(None)?;
         } else if opts.reconcile && !lib.kept_current_by_watcher() {
             lib.reconcile()?;
@@ -400,7 +414,7 @@ impl Library {
 
     /// Serialises writers across processes (the app, `bpv` runs) so a precondition
     /// check and the write it guards cannot interleave with another writer's.
-    fn write_lock(&self) -> Result<File> {
+    pub(crate) fn write_lock(&self) -> Result<File> {
         fsio::lock_exclusive(&self.area.join("write.lock"))
     }
 
