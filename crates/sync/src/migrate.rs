@@ -177,7 +177,7 @@ pub fn migrate_to_folder(
         let wanted: BTreeSet<&str> = files.iter().map(String::as_str).collect();
         for rel in blueprint_files_under(&target)? {
             if !wanted.contains(rel.as_str()) {
-                fsio::remove_durable(&target.join(&rel))?;
+                fsio::remove_beneath(&target, &rel)?;
             }
         }
     }
@@ -191,6 +191,9 @@ pub fn migrate_to_folder(
             let bytes =
                 fs::read(source.join(rel)).map_err(|e| bpv_engine::Error::io("cannot read", &source.join(rel), e))?;
             let to = target.join(rel);
+            // Never through a link out of the target (a folder left by an earlier attempt
+            // could be one): every folder along the path is opened without following links.
+            fsio::check_beneath(&target, rel)?;
             let already = fs::read(&to).is_ok_and(|b| b == bytes);
             if !already {
                 // Plain writes, flushed all at once below (one fsync per file would make
