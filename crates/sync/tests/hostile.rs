@@ -185,6 +185,23 @@ fn all_cases() -> Vec<Case> {
             prepare: no_prepare,
         },
         Case {
+            name: "an oversized log",
+            // Over the cap (64 MiB): refused from the listing's size, never read whole.
+            write: |_| (vec![vec![b' '; (bpv_sync::validate::MAX_LOG_BYTES + 1) as usize]], Vec::new()),
+            prepare: no_prepare,
+        },
+        Case {
+            name: "an oversized blob",
+            write: |_| {
+                let mut body = yaml("evil", "Evil", "huge");
+                body.resize((bpv_sync::validate::MAX_BLOB_BYTES + 1) as usize, b'#');
+                let h = content_hash(&body);
+                let changes = vec![change(0, Some("Blueprints/shared/huge.blueprint.yaml"), Some(&h), "evil")];
+                (vec![batch(changes)], vec![blob(&body)])
+            },
+            prepare: no_prepare,
+        },
+        Case {
             name: "a blob whose bytes do not match its hash",
             write: |_| {
                 let claimed = yaml("evil", "Evil", "what the hash says");
