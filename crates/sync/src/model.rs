@@ -203,7 +203,7 @@ pub fn conflict_path(path: &str, device_name: &str, taken: &dyn Fn(&str) -> bool
     // name: no separator, no `..`, nothing Windows refuses, no control character.
     let device: String = device_name
         .chars()
-        .map(|c| if c.is_alphanumeric() || " -_'+,;=@#&()[]{}!~$%^".contains(c) { c } else { '-' })
+        .map(|c| if c.is_alphanumeric() || " .-_'+,;=@#&()[]{}!~$%^".contains(c) { c } else { '-' })
         .take(40)
         .collect();
     let device = device.trim().to_owned();

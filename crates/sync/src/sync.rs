@@ -456,21 +456,33 @@ impl Syncer {
     async fn pull(&self, st: &mut SyncState, refused: &mut Vec<Refused>) -> Result<usize> {
         let me = self.link.device_id.clone();
         let mut logs = self.list_logs(&me, refused).await?;
-        let has_gap = |st: &SyncState, logs: &BTreeMap<String, Vec<(u64, u64)>>| {
-            logs.iter().any(|(d, seqs)| {
-                let cursor = st.cursors.get(d).copied().unwrap_or(0);
-                seqs.iter().map(|(s, _)| *s).filter(|s| *s > cursor).min().is_some_and(|first| first != cursor + 1)
-            })
+        let gap = |st: &SyncState, d: &str, seqs: &[(u64, u64)]| {
+            let cursor = st.cursors.get(d).copied().unwrap_or(0);
+            seqs.iter().map(|(s, _)| *s).filter(|s| *s > cursor).min().is_some_and(|first| first != cursor + 1)
         };
+        let has_gap =
+            |st: &SyncState, logs: &BTreeMap<String, Vec<(u64, u64)>>| logs.iter().any(|(d, seqs)| gap(st, d, seqs));
         let mut received = 0;
         if !st.bootstrapped || has_gap(st, &logs) {
             received += self.load_snapshot(st, refused).await?;
             // Logs listed before the snapshot was read may have been compacted since.
             logs = self.list_logs(&me, &mut Vec::new()).await?;
-            if has_gap(st, &logs) {
-                return Err(SyncError::Remote(
-                    "another device's log has a gap no snapshot covers; try again later".into(),
-                ));
+            // A gap no snapshot covers (a compaction racing this read, or a log written
+            // out of order): that device's log waits for the next sync; the others are read.
+            let gapped: Vec<String> =
+                logs.iter().filter(|(d, seqs)| gap(st, d, seqs)).map(|(d, _)| d.clone()).collect();
+            for d in gapped {
+                let cursor = st.cursors.get(&d).copied().unwrap_or(0);
+                refused.push(
+                    Refused::new(
+                        &d,
+                        &format!("logs/{d}/"),
+                        None,
+                        format!("its log goes on after {cursor} with a gap no snapshot covers: not read until one does"),
+                    )
+                    .retried(),
+                );
+                logs.remove(&d);
             }
         }
         let wanted: Vec<(String, u64, u64)> = logs

@@ -185,6 +185,17 @@ fn all_cases() -> Vec<Case> {
             prepare: no_prepare,
         },
         Case {
+            name: "a log with a gap",
+            // Sequence 3 with no 1 or 2 and no snapshot: that log waits, the others are read.
+            write: |_| {
+                let body = yaml("evil", "Evil", "after a gap");
+                let h = content_hash(&body);
+                let changes = vec![change_in(3, 0, Some("Blueprints/shared/gap.blueprint.yaml"), Some(&h), "evil")];
+                (vec![Vec::new(), Vec::new(), batch_at(3, changes)], vec![blob(&body)])
+            },
+            prepare: no_prepare,
+        },
+        Case {
             name: "an oversized log",
             // Over the cap (64 MiB): refused from the listing's size, never read whole.
             write: |_| (vec![vec![b' '; (bpv_sync::validate::MAX_LOG_BYTES + 1) as usize]], Vec::new()),
@@ -262,7 +273,10 @@ fn run_case(case: &Case, one: &Device, two: &Device) {
         put(one.syncer.remote(), &key, bytes);
     }
     for (n, body) in logs.into_iter().enumerate() {
-        put(one.syncer.remote(), &format!("logs/{EVIL}/{:012}.json", n + 1), body);
+        // An empty body: no object at that sequence (a gap).
+        if !body.is_empty() {
+            put(one.syncer.remote(), &format!("logs/{EVIL}/{:012}.json", n + 1), body);
+        }
     }
 
     // The victim syncs: everything hostile refused, with the evil device named.
@@ -293,7 +307,7 @@ fn run_case(case: &Case, one: &Device, two: &Device) {
     // Garbage collection reads the same objects through the same checks.
     // (A symlinked folder and a forged blob are refused when written: the change itself is valid.)
     let gc = bpv_sync::gc::collect_garbage(&one.syncer, &one.lib, &bpv_sync::gc::GcOptions::default()).unwrap();
-    let refused_when_read = !(case.name.contains("symlinked") || case.name.contains("blob"));
+    let refused_when_read = !(case.name.contains("symlinked") || case.name.contains("blob") || case.name.contains("gap"));
     assert_eq!(gc.errors.iter().any(|e| e.device == EVIL), refused_when_read, "{}: {:?}", case.name, gc.errors);
 }
 
