@@ -168,8 +168,7 @@ pub fn write_atomic_beneath(root: &Path, rel: &str, data: &[u8]) -> Result<()> {
         drop(f);
         seam(Op::Rename, &temp, Some(&target), None, || {
             // SAFETY: both names are NUL-terminated and relative to the same open folder.
-            let rc =
-                unsafe { libc::renameat(dir.as_raw_fd(), c_temp.as_ptr(), dir.as_raw_fd(), c_target.as_ptr()) };
+            let rc = unsafe { libc::renameat(dir.as_raw_fd(), c_temp.as_ptr(), dir.as_raw_fd(), c_target.as_ptr()) };
             if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
         })
         .map_err(|e| Error::io("cannot replace", &target, e))?;
@@ -264,7 +263,11 @@ fn open_dirs_beneath(root: &Path, rel: &str, dirs: &[&str], create: bool) -> Res
 fn open_dir_at(dir: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {
     // SAFETY: `dir` is an open folder descriptor and `name` a NUL-terminated name.
     let fd = unsafe {
-        libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
     };
     // SAFETY: a non-negative result is a descriptor we now own.
     if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
@@ -569,5 +572,4 @@ mod tests {
         assert_eq!(remove_beneath(&root, "Blueprints/new/deep/x.blueprint.yaml").unwrap_err().code(), "not_found");
         assert_eq!(remove_beneath(&root, "Blueprints/none/x.blueprint.yaml").unwrap_err().code(), "not_found");
     }
-
 }

@@ -311,12 +311,11 @@ async fn read_once(remote: &Remote) -> Result<Option<Reading>> {
     // What every sync refuses names nothing: its content is never used anywhere.
     let keyed: Vec<(String, u64, &ObjectInfo)> =
         logs.iter().filter_map(|o| parse_log_key(&o.key).map(|(d, s)| (d, s, o))).collect();
-    let bodies: Vec<Got> = futures::stream::iter(
-        keyed.iter().map(|(d, _, o)| read_capped(remote, o, d, validate::MAX_LOG_BYTES)),
-    )
-    .buffered(remote.concurrency)
-    .try_collect()
-    .await?;
+    let bodies: Vec<Got> =
+        futures::stream::iter(keyed.iter().map(|(d, _, o)| read_capped(remote, o, d, validate::MAX_LOG_BYTES)))
+            .buffered(remote.concurrency)
+            .try_collect()
+            .await?;
     for ((device, seq, object), got) in keyed.iter().zip(bodies) {
         let body = match got {
             Got::Gone => return Ok(None),

@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{self, LinkConfig};
 use crate::error::{Result, SyncError};
 use crate::model::{self, CONFLICT_ID_PREFIX, Change, FORMAT, Known, LogBatch, PATH_ID_PREFIX, View};
-use crate::remote::Remote;
 use crate::remote::Limited;
+use crate::remote::Remote;
 use crate::state::{self, BaseEntry, SyncState};
 use crate::validate::{self, Checked, Refused};
 
@@ -478,7 +478,9 @@ impl Syncer {
                         &d,
                         &format!("logs/{d}/"),
                         None,
-                        format!("its log goes on after {cursor} with a gap no snapshot covers: not read until one does"),
+                        format!(
+                            "its log goes on after {cursor} with a gap no snapshot covers: not read until one does"
+                        ),
                     )
                     .retried(),
                 );
@@ -874,9 +876,9 @@ impl Syncer {
                 }
                 Ok(false) => report.deferred.push(target.path.clone()),
                 // A linked folder along the path (`fsio::write_atomic_beneath`): not written.
-                Err(SyncError::Engine(e)) if e.code() == "invalid_key" => report.errors.push(
-                    Refused::new(origin_device(&target.origin), "", Some(&target.path), e.to_string()).retried(),
-                ),
+                Err(SyncError::Engine(e)) if e.code() == "invalid_key" => report
+                    .errors
+                    .push(Refused::new(origin_device(&target.origin), "", Some(&target.path), e.to_string()).retried()),
                 Err(e) => return Err(e),
             }
         }

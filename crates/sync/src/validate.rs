@@ -100,7 +100,9 @@ fn is_bidi(c: char) -> bool {
 }
 
 pub fn device_id(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > MAX_DEVICE_ID_BYTES || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    if s.is_empty()
+        || s.len() > MAX_DEVICE_ID_BYTES
+        || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(format!("{:?} is not a device id (1 to 64 letters, digits, `-` or `_`)", shown(s)));
     }
@@ -297,9 +299,8 @@ pub fn log_batch(device: &str, seq: u64, object: &str, body: &[u8]) -> Checked<V
     let mut refused = Vec::new();
     for c in batch.changes {
         let own = c.device == device && reference(&c.reference).is_ok_and(|(d, s)| d == device && s == seq);
-        let checked = change(&c).and_then(|()| {
-            if own { Ok(()) } else { Err("a change another device made, in this device's log".into()) }
-        });
+        let checked = change(&c)
+            .and_then(|()| if own { Ok(()) } else { Err("a change another device made, in this device's log".into()) });
         match checked {
             Ok(()) => value.push(c),
             Err(reason) => refused.push(Refused::new(device, object, c.path.as_deref(), reason)),

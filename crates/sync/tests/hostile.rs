@@ -307,7 +307,8 @@ fn run_case(case: &Case, one: &Device, two: &Device) {
     // Garbage collection reads the same objects through the same checks.
     // (A symlinked folder and a forged blob are refused when written: the change itself is valid.)
     let gc = bpv_sync::gc::collect_garbage(&one.syncer, &one.lib, &bpv_sync::gc::GcOptions::default()).unwrap();
-    let refused_when_read = !(case.name.contains("symlinked") || case.name.contains("blob") || case.name.contains("gap"));
+    let refused_when_read =
+        !(case.name.contains("symlinked") || case.name.contains("blob") || case.name.contains("gap"));
     assert_eq!(gc.errors.iter().any(|e| e.device == EVIL), refused_when_read, "{}: {:?}", case.name, gc.errors);
 }
 
