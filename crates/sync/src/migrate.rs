@@ -166,6 +166,11 @@ pub fn migrate_to_folder(
         return Ok(report);
     }
     fsio::ensure_dir(&target)?;
+    // An earlier attempt's folders may have been replaced by links since: refused before
+    // the layout is made (which would create folders through them).
+    for folder in bpv_engine::paths::LIBRARY_FOLDERS {
+        fsio::check_beneath(&target, &format!("{folder}/{FOLDER_MARKER}"))?;
+    }
     if !resumed {
         let marker = FolderMarker { source: source.to_string_lossy().into_owned() };
         let body = serde_json::to_vec(&marker).map_err(|e| SyncError::Config(e.to_string()))?;

@@ -344,3 +344,23 @@ fn conflict_copies_names_stay_one_name_whatever_the_device_name() {
     let p = bpv_sync::model::conflict_path(&long, "a device", &|_| false);
     assert!(bpv_sync::validate::blueprint_path(&p).is_ok(), "{p}");
 }
+
+#[test]
+fn a_folder_migration_never_writes_through_a_link() {
+    let remote = Remote::in_memory();
+    let one = Device::new("one", remote.share());
+    one.save(A, &yaml("a", "Alpha", "base"));
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("copy");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // An earlier attempt of this migration, whose `Blueprints` folder is now a link out.
+    std::fs::create_dir_all(&target).unwrap();
+    let marker = json!({ "source": one.root().to_string_lossy() });
+    std::fs::write(target.join(".bpv-migration.json"), serde_json::to_vec(&marker).unwrap()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, target.join("Blueprints")).unwrap();
+    let err = bpv_sync::migrate::migrate_to_folder(&one.lib, &target, &dir.path().join("data"), false, None)
+        .expect_err("a linked folder in the target must be refused");
+    assert_eq!(err.code(), "invalid_key", "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "something was written through the link");
+}

@@ -238,7 +238,7 @@ describe('the Team library view', () => {
     // Newest first.
     expect(entries[0]).toHaveTextContent('Blueprints/shared/forged.blueprint.yaml');
     expect(entries[0]).toHaveTextContent('checked again at every sync');
-    expect(entries[1].dataset.device).toBe('e0e0e0e0e0e0e0e0');
+    expect(entries[1]?.dataset.device).toBe('e0e0e0e0e0e0e0e0');
     expect(entries[1]).toHaveTextContent('device e0e0e0e0e0e0e0e0');
     expect(entries[1]).toHaveTextContent('../../.bashrc');
     expect(entries[1]).toHaveTextContent('`..` segments are not allowed');
