@@ -48,7 +48,7 @@ pub fn typescript() -> String {
         VerifyResult, BackupDone, RestoreDone, RetentionSettings, PrunePreviewView, PruneDone,
         StoreKind, StoreChoice, CredentialInfo, MissingReference, CredentialList, KeyStatus,
         RecoverReport, RotateReport, AuditEntry, CredentialUse,
-        SyncLinkArgs, SyncItemState, SyncStatusView, SyncDone, SyncProgress,
+        SyncLinkArgs, SyncItemState, SyncRefused, SyncStatusView, SyncDone, SyncProgress,
         MigrateArgs, MigrateDone,
     );
     out.push_str(&crate::commands::typescript(cfg));

@@ -45,6 +45,27 @@ pub struct SyncItemState {
     pub original: Option<String>,
 }
 
+/// An entry of the team library refused as unsafe or malformed (a path out of the library,
+/// a forged content, a malformed log…): never written; the device it came from is named.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct SyncRefused {
+    /// The device id it came from.
+    pub device: String,
+    /// The object in the team library (empty when refused while writing a file).
+    pub object: String,
+    /// The path it named, with control characters escaped.
+    pub path: Option<String>,
+    pub reason: String,
+    /// Checked again at every sync (it may clear itself).
+    pub retry: bool,
+}
+
+impl From<bpv_sync::Refused> for SyncRefused {
+    fn from(r: bpv_sync::Refused) -> Self {
+        SyncRefused { device: r.device, object: r.object, path: r.path, reason: r.reason, retry: r.retry }
+    }
+}
+
 /// The team library link of the open library and its state.
 #[derive(Clone, Debug, Serialize, TS)]
 pub struct SyncStatusView {
@@ -67,6 +88,8 @@ pub struct SyncStatusView {
     pub pending_changes: u64,
     pub synced: u64,
     pub items: Vec<SyncItemState>,
+    /// Entries of the team library refused (never written), oldest first.
+    pub refused: Vec<SyncRefused>,
     /// Seconds between periodic syncs now (longer after failures).
     pub next_sync_in_secs: u64,
     /// A sync is running now.
@@ -111,6 +134,7 @@ impl SyncStatusView {
             pending_changes: s.pending_changes as u64,
             synced: s.synced as u64,
             items,
+            refused: s.refused.into_iter().map(SyncRefused::from).collect(),
             next_sync_in_secs: s.next_sync_in_secs,
             running,
         }
@@ -137,6 +161,8 @@ pub struct SyncDone {
     pub conflicts: Vec<String>,
     /// Local files not updated because they changed during the sync (next sync).
     pub deferred: Vec<String>,
+    /// Entries of the team library this sync refused (never written).
+    pub errors: Vec<SyncRefused>,
     pub requests: u64,
     pub millis: u64,
 }
@@ -150,6 +176,7 @@ impl From<SyncReport> for SyncDone {
             applied: r.applied as u64,
             conflicts: r.conflicts,
             deferred: r.deferred,
+            errors: r.errors.into_iter().map(SyncRefused::from).collect(),
             requests: r.requests,
             millis: r.millis,
         }

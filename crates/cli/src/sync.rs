@@ -269,6 +269,9 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
                 if let Some(e) = &status.last_error {
                     println!("  last error: {e}");
                 }
+                for e in &status.refused {
+                    println!("  refused  from device {}: {}", e.device, refused_line(e));
+                }
                 for item in &status.items {
                     println!(
                         "  {:<8} {}{}",
@@ -297,15 +300,24 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
                         }
                         emit(&value)
                     }
-                    Ok(r) => println!(
-                        "sent {} change(s), received {}, updated {} file(s), {} conflict(s){} in {} ms",
-                        r.sent,
-                        r.received,
-                        r.applied,
-                        r.conflicts.len(),
-                        if r.deferred.is_empty() { String::new() } else { format!(", {} deferred", r.deferred.len()) },
-                        r.millis
-                    ),
+                    Ok(r) => {
+                        println!(
+                            "sent {} change(s), received {}, updated {} file(s), {} conflict(s){} in {} ms",
+                            r.sent,
+                            r.received,
+                            r.applied,
+                            r.conflicts.len(),
+                            if r.deferred.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", {} deferred", r.deferred.len())
+                            },
+                            r.millis
+                        );
+                        for e in &r.errors {
+                            println!("  refused from device {}: {}", e.device, refused_line(e));
+                        }
+                    }
                     Err(e) if args.repeat => {
                         fail(e, json);
                     }
@@ -320,6 +332,19 @@ fn sync_inner(lib: &Library, args: &SyncArgs, out: &Out, json: bool) -> bpv_sync
             }
         }
     }
+}
+
+/// One refused entry of the team library, for a person: what, where, why.
+fn refused_line(e: &bpv_sync::Refused) -> String {
+    let mut out = String::new();
+    if let Some(p) = &e.path {
+        out.push_str(&format!("{p:?} "));
+    }
+    if !e.object.is_empty() {
+        out.push_str(&format!("(in {}) ", e.object));
+    }
+    out.push_str(&e.reason);
+    out
 }
 
 fn rand_unit() -> f64 {

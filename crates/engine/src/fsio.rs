@@ -10,8 +10,10 @@
 //!
 //! A failed fsync is reported as a failure of the whole operation; it is never retried.
 
+use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -125,6 +127,177 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
         Err(e) => Err(Error::io("cannot create folder", dir, e)),
     }
+}
+
+// Writing beneath a root without following links. A path from outside the process (a
+// team library's change) names a file under the library; a folder along it that is a
+// symlink could send the write anywhere. These open every folder one component at a
+// time with `O_NOFOLLOW|O_DIRECTORY` from the root's descriptor and create, rename and
+// remove relative to the last one, so a link swapped in meanwhile is refused too.
+
+/// Write `data` to `root/rel` (`rel`: `/`-separated, relative) durably and atomically, as
+/// [`write_atomic`] does, refusing any folder along `rel` or the file itself that is a
+/// symlink (or not a folder). Missing folders are created without following links.
+pub fn write_atomic_beneath(root: &Path, rel: &str, data: &[u8]) -> Result<()> {
+    let (dirs, name) = split_rel(rel)?;
+    let (dir, dir_abs) = open_dirs_beneath(root, rel, &dirs, true)?.ok_or_else(|| Error::NotFound(rel.to_owned()))?;
+    let target = dir_abs.join(name);
+    refuse_link_at(&dir, name, rel, &target)?;
+    let temp = temp_path_for(&target);
+    let temp_name = temp.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let c_temp = c_name(&temp_name, rel)?;
+    let c_target = c_name(name, rel)?;
+    let result = (|| {
+        let fd = seam(Op::Create, &temp, None, None, || {
+            // SAFETY: `dir` is an open folder descriptor and `c_temp` a NUL-terminated name.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    c_temp.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0o666 as libc::c_uint,
+                )
+            };
+            // SAFETY: a non-negative result is a descriptor we now own.
+            if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
+        })
+        .map_err(|e| Error::io("cannot create a temporary file in", &dir_abs, e))?;
+        let mut f = File::from(fd);
+        write_all(&mut f, &temp, data).map_err(|e| Error::io("cannot write", &temp, e))?;
+        sync_file(&f, &temp).map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
+        drop(f);
+        seam(Op::Rename, &temp, Some(&target), None, || {
+            // SAFETY: both names are NUL-terminated and relative to the same open folder.
+            let rc = unsafe { libc::renameat(dir.as_raw_fd(), c_temp.as_ptr(), dir.as_raw_fd(), c_target.as_ptr()) };
+            if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+        })
+        .map_err(|e| Error::io("cannot replace", &target, e))?;
+        fsync_fd(&dir, &dir_abs)
+    })();
+    if result.is_err() {
+        let _ = unlink_at(&dir, &c_temp, &temp);
+    }
+    result
+}
+
+/// Remove `root/rel` durably, refusing a folder along `rel` that is a symlink (the file
+/// itself may be one: the link is removed, never what it points to). Absent: `NotFound`.
+pub fn remove_beneath(root: &Path, rel: &str) -> Result<()> {
+    let (dirs, name) = split_rel(rel)?;
+    let Some((dir, dir_abs)) = open_dirs_beneath(root, rel, &dirs, false)? else {
+        return Err(Error::NotFound(root.join(rel).display().to_string()));
+    };
+    let target = dir_abs.join(name);
+    match unlink_at(&dir, &c_name(name, rel)?, &target) {
+        Ok(()) => fsync_fd(&dir, &dir_abs),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound(target.display().to_string())),
+        Err(e) => Err(Error::io("cannot remove", &target, e)),
+    }
+}
+
+/// Check that no folder along `rel` under `root`, nor the file itself, is a symlink (or
+/// a file where a folder should be). Missing parts are fine (nothing to follow).
+pub fn check_beneath(root: &Path, rel: &str) -> Result<()> {
+    let (dirs, name) = split_rel(rel)?;
+    if let Some((dir, dir_abs)) = open_dirs_beneath(root, rel, &dirs, false)? {
+        refuse_link_at(&dir, name, rel, &dir_abs.join(name))?;
+    }
+    Ok(())
+}
+
+fn split_rel(rel: &str) -> Result<(Vec<&str>, &str)> {
+    let mut parts: Vec<&str> = rel.split('/').collect();
+    if rel.starts_with('/') || parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+        return Err(Error::invalid_key(rel, "not a plain relative path"));
+    }
+    let name = parts.pop().unwrap_or_default();
+    Ok((parts, name))
+}
+
+fn c_name(name: &str, rel: &str) -> Result<CString> {
+    CString::new(name).map_err(|_| Error::invalid_key(rel, "a NUL byte in a name"))
+}
+
+fn link_refused(rel: &str, at: &Path) -> Error {
+    Error::invalid_key(
+        rel,
+        format!("{} is a link (or not a folder); nothing is written through links out of the folder", at.display()),
+    )
+}
+
+/// Open `root`, then each of `dirs` below it without following links. `create`: make the
+/// missing ones (through the seam); else a missing one gives `Ok(None)`.
+fn open_dirs_beneath(root: &Path, rel: &str, dirs: &[&str], create: bool) -> Result<Option<(OwnedFd, PathBuf)>> {
+    let mut fd: OwnedFd = File::open(root).map_err(|e| Error::io("cannot open folder", root, e))?.into();
+    let mut abs = root.to_path_buf();
+    for comp in dirs {
+        let parent_abs = abs.clone();
+        abs.push(comp);
+        let c = c_name(comp, rel)?;
+        let mut opened = open_dir_at(&fd, &c);
+        if create && matches!(&opened, Err(e) if e.kind() == io::ErrorKind::NotFound) {
+            let made = seam(Op::CreateDir, &abs, None, None, || {
+                // SAFETY: `fd` is an open folder descriptor and `c` a NUL-terminated name.
+                let rc = unsafe { libc::mkdirat(fd.as_raw_fd(), c.as_ptr(), 0o777) };
+                if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+            });
+            match made {
+                Ok(()) => fsync_fd(&fd, &parent_abs)?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("cannot create folder", &abs, e)),
+            }
+            opened = open_dir_at(&fd, &c);
+        }
+        fd = match opened {
+            Ok(next) => next,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {
+                return Err(link_refused(rel, &abs));
+            }
+            Err(e) => return Err(Error::io("cannot open folder", &abs, e)),
+        };
+    }
+    Ok(Some((fd, abs)))
+}
+
+fn open_dir_at(dir: &OwnedFd, name: &CString) -> io::Result<OwnedFd> {
+    // SAFETY: `dir` is an open folder descriptor and `name` a NUL-terminated name.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: a non-negative result is a descriptor we now own.
+    if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(unsafe { OwnedFd::from_raw_fd(fd) }) }
+}
+
+/// Refuse when `name` in `dir` exists and is a symlink.
+fn refuse_link_at(dir: &OwnedFd, name: &str, rel: &str, abs: &Path) -> Result<()> {
+    let c = c_name(name, rel)?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is written by fstatat on success and read only then.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    if rc != 0 {
+        return Ok(());
+    }
+    // SAFETY: fstatat succeeded, so `st` is initialised.
+    let mode = unsafe { st.assume_init() }.st_mode;
+    if mode & libc::S_IFMT == libc::S_IFLNK { Err(link_refused(rel, abs)) } else { Ok(()) }
+}
+
+fn unlink_at(dir: &OwnedFd, name: &CString, abs: &Path) -> io::Result<()> {
+    seam(Op::Remove, abs, None, None, || {
+        // SAFETY: `dir` is an open folder descriptor and `name` a NUL-terminated name.
+        let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    })
+}
+
+fn fsync_fd(fd: &OwnedFd, abs: &Path) -> Result<()> {
+    let f = File::from(fd.try_clone().map_err(|e| Error::io("cannot open folder", abs, e))?);
+    seam(Op::DirFsync, abs, None, None, || f.sync_all()).map_err(|e| Error::io("cannot flush folder to disk", abs, e))
 }
 
 // The seam: the only places the engine creates, writes, syncs, renames or removes
@@ -385,5 +558,40 @@ mod tests {
         assert_eq!(fs::read(&b).unwrap(), b"x");
         remove_durable(&b).unwrap();
         assert_eq!(remove_durable(&b).unwrap_err().code(), "not_found");
+    }
+
+    #[test]
+    fn writes_beneath_a_root_never_follow_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("lib");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(root.join("Blueprints")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        write_atomic_beneath(&root, "Blueprints/new/deep/x.blueprint.yaml", b"one").unwrap();
+        assert_eq!(fs::read(root.join("Blueprints/new/deep/x.blueprint.yaml")).unwrap(), b"one");
+        write_atomic_beneath(&root, "Blueprints/new/deep/x.blueprint.yaml", b"two").unwrap();
+        assert_eq!(fs::read(root.join("Blueprints/new/deep/x.blueprint.yaml")).unwrap(), b"two");
+        // A folder along the path that is a link, at any depth: refused, nothing written.
+        std::os::unix::fs::symlink(&outside, root.join("Blueprints/linked")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("Blueprints/new/deep/linked")).unwrap();
+        for rel in ["Blueprints/linked/x.blueprint.yaml", "Blueprints/new/deep/linked/sub/x.blueprint.yaml"] {
+            let err = write_atomic_beneath(&root, rel, b"evil").unwrap_err();
+            assert_eq!(err.code(), "invalid_key", "{rel}: {err}");
+            assert!(check_beneath(&root, rel).is_err(), "{rel}");
+        }
+        // The file itself a link: refused too; removing removes the link, not its target.
+        fs::write(outside.join("target.txt"), b"keep").unwrap();
+        std::os::unix::fs::symlink(outside.join("target.txt"), root.join("Blueprints/l.blueprint.yaml")).unwrap();
+        assert!(write_atomic_beneath(&root, "Blueprints/l.blueprint.yaml", b"evil").is_err());
+        assert!(remove_beneath(&root, "Blueprints/linked/target.txt").is_err());
+        remove_beneath(&root, "Blueprints/l.blueprint.yaml").unwrap();
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
+        assert_eq!(fs::read(outside.join("target.txt")).unwrap(), b"keep");
+        for rel in ["../x", "/etc/x", "a//b", "a/./b", ""] {
+            assert!(write_atomic_beneath(&root, rel, b"evil").is_err(), "{rel}");
+        }
+        remove_beneath(&root, "Blueprints/new/deep/x.blueprint.yaml").unwrap();
+        assert_eq!(remove_beneath(&root, "Blueprints/new/deep/x.blueprint.yaml").unwrap_err().code(), "not_found");
+        assert_eq!(remove_beneath(&root, "Blueprints/none/x.blueprint.yaml").unwrap_err().code(), "not_found");
     }
 }

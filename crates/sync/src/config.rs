@@ -84,6 +84,15 @@ impl LinkConfig {
         if prefix.split('/').any(|s| s == "." || s == "..") {
             return Err(SyncError::Config(format!("{prefix:?} is not a usable prefix")));
         }
+        let device_name = match device_name {
+            // Other devices refuse changes whose device name could not be part of a file name.
+            Some(name) => {
+                crate::validate::device_name(&name)
+                    .map_err(|e| SyncError::Config(format!("{e}: choose another device name")))?;
+                name
+            }
+            None => usable_name(&host_name()),
+        };
         Ok(LinkConfig {
             endpoints,
             bucket: bucket.to_owned(),
@@ -91,7 +100,7 @@ impl LinkConfig {
             region: default_region(),
             path_style: true,
             device_id: format!("{:016x}", rand::random::<u64>()),
-            device_name: device_name.unwrap_or_else(host_name),
+            device_name,
             interval_secs: default_interval(),
             credential: None,
         })
@@ -164,6 +173,17 @@ pub fn save_credentials(area: &Path, creds: &Credentials) -> Result<()> {
     })?;
     fsio::fsync_dir(&dir)?;
     Ok(())
+}
+
+/// A host name as a device name other devices accept (see `validate::device_name`).
+fn usable_name(name: &str) -> String {
+    let name: String = name
+        .replace("..", "-")
+        .chars()
+        .map(|c| if c == '/' || c == '\\' || c.is_control() { '-' } else { c })
+        .take(crate::validate::MAX_DEVICE_NAME_CHARS)
+        .collect();
+    if crate::validate::device_name(&name).is_ok() { name } else { "this device".into() }
 }
 
 fn host_name() -> String {

@@ -33,10 +33,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config;
 use crate::error::{Result, SyncError};
-use crate::model::{Change, LogBatch};
-use crate::remote::{ObjectInfo, Remote};
+use crate::model::Change;
+use crate::remote::{Limited, ObjectInfo, Remote};
 use crate::state;
 use crate::sync::{Snapshot, Syncer};
+use crate::validate::{self, Checked, Refused};
 
 /// Default grace period: an object must stay unreferenced this long before it goes.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -73,6 +74,9 @@ pub struct GcReport {
     pub deleted_snapshots: usize,
     pub freed_bytes: u64,
     pub dry_run: bool,
+    /// Objects refused as unsafe or malformed (`validate`): they name no content, as for
+    /// every device's sync, which never uses them.
+    pub errors: Vec<Refused>,
     pub requests: u64,
     pub millis: u64,
 }
@@ -98,22 +102,14 @@ struct Listing {
     snapshots: Vec<ObjectInfo>,
 }
 
-/// `logs/<device>/<seq>.json` → (device, seq).
+/// `logs/<device>/<seq>.json` → (device, seq), for keys `validate` accepts.
 fn parse_log_key(key: &str) -> Option<(String, u64)> {
-    let mut parts = key.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("logs"), Some(device), Some(file), None) => {
-            Some((device.to_owned(), file.strip_suffix(".json")?.parse().ok()?))
-        }
-        _ => None,
-    }
+    validate::log_key(key)?.ok()
 }
 
-/// `snapshots/<time>-<device>.json` → device.
+/// `snapshots/<time>-<device>.json` → device, for keys `validate` accepts.
 fn parse_snapshot_key(key: &str) -> Option<String> {
-    let name = key.strip_prefix("snapshots/")?.strip_suffix(".json")?;
-    let (_, device) = name.split_once('-')?;
-    (!device.is_empty()).then(|| device.to_owned())
+    validate::snapshot_key(key).ok()
 }
 
 /// `blobs/<xx>/<hash>` → hash.
@@ -156,7 +152,8 @@ pub async fn collect(remote: &Remote, device: &str, sync_dir: &Path, options: &G
         protected.extend(state::read_pack(sync_dir, batch.seq)?.into_keys());
     }
 
-    let (listing, referenced, snapshot_info) = read_team_library(remote).await?;
+    let (listing, referenced, snapshot_info, refused) = read_team_library(remote).await?;
+    report.errors = refused;
     report.blobs = listing.blobs.len();
     report.logs = listing.logs.len();
     report.snapshots = listing.snapshots.len();
@@ -258,7 +255,9 @@ struct SnapshotInfo {
 /// List and read everything that names content. Retried when an object disappears
 /// between listing and reading (a compaction ran meanwhile); deleting nothing after
 /// a reading that may have missed something.
-async fn read_team_library(remote: &Remote) -> Result<(Listing, BTreeSet<String>, SnapshotInfo)> {
+type Reading = (Listing, BTreeSet<String>, SnapshotInfo, Vec<Refused>);
+
+async fn read_team_library(remote: &Remote) -> Result<Reading> {
     for _ in 0..3 {
         if let Some(found) = read_once(remote).await? {
             return Ok(found);
@@ -269,46 +268,120 @@ async fn read_team_library(remote: &Remote) -> Result<(Listing, BTreeSet<String>
     ))
 }
 
-async fn read_once(remote: &Remote) -> Result<Option<(Listing, BTreeSet<String>, SnapshotInfo)>> {
+/// One object read for collection, with the size cap.
+enum Got {
+    /// Gone since the listing: the reading is retried.
+    Gone,
+    Refused(Refused),
+    Body(Bytes),
+}
+
+async fn read_capped(remote: &Remote, object: &ObjectInfo, device: &str, limit: u64) -> Result<Got> {
+    let too_large = |size: u64| Refused::new(device, &object.key, None, format!("{size} bytes, more than {limit}"));
+    if object.size > limit {
+        return Ok(Got::Refused(too_large(object.size)));
+    }
+    Ok(match remote.get_limited(&object.key, limit).await? {
+        None => Got::Gone,
+        Some(Limited::TooLarge(size)) => Got::Refused(too_large(size)),
+        Some(Limited::Body(b)) => Got::Body(b),
+    })
+}
+
+fn newer_format(r: Refused) -> SyncError {
+    SyncError::Remote(format!(
+        "{} ({}) {}; nothing is collected until this Blueprint Vault is updated",
+        r.object, r.device, r.reason
+    ))
+}
+
+async fn read_once(remote: &Remote) -> Result<Option<Reading>> {
     let mut referenced: BTreeSet<String> = BTreeSet::new();
+    let mut refused: Vec<Refused> = Vec::new();
     // Blobs are listed first: a blob written after this listing is not a candidate at all.
     let blobs = remote.list_meta("blobs").await?;
-    let logs: Vec<ObjectInfo> =
-        remote.list_meta("logs").await?.into_iter().filter(|o| parse_log_key(&o.key).is_some()).collect();
-    let bodies: Vec<Option<Bytes>> = futures::stream::iter(logs.iter().map(|o| remote.get(&o.key)))
-        .buffered(remote.concurrency)
-        .try_collect()
-        .await?;
-    for (object, body) in logs.iter().zip(bodies) {
-        let Some(body) = body else { return Ok(None) };
-        let batch: LogBatch =
-            serde_json::from_slice(&body).map_err(|e| SyncError::Remote(format!("{}: {e}", object.key)))?;
-        batch.changes.iter().for_each(|c| name_contents(c, &mut referenced));
+    let mut logs: Vec<ObjectInfo> = Vec::new();
+    for o in remote.list_meta("logs").await? {
+        match validate::log_key(&o.key) {
+            Some(Ok(_)) => logs.push(o),
+            Some(Err(r)) => refused.push(r),
+            None => {}
+        }
+    }
+    // What every sync refuses names nothing: its content is never used anywhere.
+    let keyed: Vec<(String, u64, &ObjectInfo)> =
+        logs.iter().filter_map(|o| parse_log_key(&o.key).map(|(d, s)| (d, s, o))).collect();
+    let bodies: Vec<Got> =
+        futures::stream::iter(keyed.iter().map(|(d, _, o)| read_capped(remote, o, d, validate::MAX_LOG_BYTES)))
+            .buffered(remote.concurrency)
+            .try_collect()
+            .await?;
+    for ((device, seq, object), got) in keyed.iter().zip(bodies) {
+        let body = match got {
+            Got::Gone => return Ok(None),
+            Got::Refused(r) => {
+                refused.push(r);
+                continue;
+            }
+            Got::Body(b) => b,
+        };
+        match validate::log_batch(device, *seq, &object.key, &body) {
+            Checked::Read { value, refused: dropped } => {
+                refused.extend(dropped);
+                value.iter().for_each(|c| name_contents(c, &mut referenced));
+            }
+            Checked::Refused(r) => refused.push(r),
+            // A newer app's log may name content in ways this one cannot see.
+            Checked::Newer(r) => return Err(newer_format(r)),
+        }
     }
     // Snapshots after logs: one written by a compaction that removed a log read above
     // was written before that removal, so this listing has it.
-    let snapshots: Vec<ObjectInfo> =
-        remote.list_meta("snapshots").await?.into_iter().filter(|o| parse_snapshot_key(&o.key).is_some()).collect();
-    let bodies: Vec<Option<Bytes>> = futures::stream::iter(snapshots.iter().map(|o| remote.get(&o.key)))
-        .buffered(remote.concurrency)
-        .try_collect()
-        .await?;
+    let mut snapshots: Vec<ObjectInfo> = Vec::new();
+    for o in remote.list_meta("snapshots").await? {
+        match validate::snapshot_key(&o.key) {
+            Ok(_) => snapshots.push(o),
+            Err(r) => refused.push(r),
+        }
+    }
     let mut info =
         SnapshotInfo { newest_by_device: BTreeMap::new(), newest_key_by_device: BTreeMap::new(), newest_overall: None };
+    let devices: Vec<String> = snapshots.iter().map(|o| parse_snapshot_key(&o.key).unwrap_or_default()).collect();
+    let bodies: Vec<Got> = futures::stream::iter(
+        snapshots.iter().zip(&devices).map(|(o, d)| read_capped(remote, o, d, validate::MAX_SNAPSHOT_BYTES)),
+    )
+    .buffered(remote.concurrency)
+    .try_collect()
+    .await?;
     // Sorted by key, so later ones are newer (keys start with the time).
-    for (object, body) in snapshots.iter().zip(bodies) {
-        let Some(body) = body else { return Ok(None) };
-        let snap: Snapshot =
-            serde_json::from_slice(&body).map_err(|e| SyncError::Remote(format!("{}: {e}", object.key)))?;
+    for ((object, device), got) in snapshots.iter().zip(devices).zip(bodies) {
+        let body = match got {
+            Got::Gone => return Ok(None),
+            Got::Refused(r) => {
+                refused.push(r);
+                continue;
+            }
+            Got::Body(b) => b,
+        };
+        let snap: Snapshot = match validate::snapshot(&device, &object.key, &body) {
+            Checked::Read { value, refused: dropped } => {
+                refused.extend(dropped);
+                value
+            }
+            Checked::Refused(r) => {
+                refused.push(r);
+                continue;
+            }
+            Checked::Newer(r) => return Err(newer_format(r)),
+        };
         for history in snap.known.ids.values() {
             history.heads.values().for_each(|c| name_contents(c, &mut referenced));
         }
-        let device = parse_snapshot_key(&object.key).unwrap_or_default();
         info.newest_key_by_device.insert(device.clone(), object.key.clone());
         info.newest_overall = Some(snap.clone());
         info.newest_by_device.insert(device, snap);
     }
-    Ok(Some((Listing { blobs, logs, snapshots }, referenced, info)))
+    Ok(Some((Listing { blobs, logs, snapshots }, referenced, info, refused)))
 }
 
 async fn read_record(remote: &Remote, device: &str) -> Result<GcRecord> {
@@ -328,6 +401,7 @@ mod tests {
     fn keys_parse() {
         assert_eq!(parse_log_key("logs/abc/000000000012.json"), Some(("abc".into(), 12)));
         assert_eq!(parse_log_key("logs/abc/x/000000000012.json"), None);
+        assert_eq!(parse_log_key("logs/a b/000000000012.json"), None);
         assert_eq!(parse_snapshot_key("snapshots/0001700000000000-abc.json"), Some("abc".into()));
         assert_eq!(parse_snapshot_key("snapshots/readme.txt"), None);
         assert_eq!(parse_blob_key("blobs/ab/abcdef"), Some("abcdef"));

@@ -13,8 +13,10 @@ pub mod remote;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod validate;
 
 pub use config::{Credentials, LinkConfig};
 pub use error::{Result, SyncError};
 pub use remote::{Remote, RetryPolicy};
 pub use sync::{ItemSync, SyncReport, SyncStatus, Syncer};
+pub use validate::Refused;

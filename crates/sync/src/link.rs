@@ -139,6 +139,7 @@ pub fn status_of(lib: &Library) -> Result<SyncStatus> {
             pending_changes: 0,
             synced: 0,
             items: Vec::new(),
+            refused: Vec::new(),
             next_sync_in_secs: 0,
         });
     };

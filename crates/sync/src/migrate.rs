@@ -166,6 +166,11 @@ pub fn migrate_to_folder(
         return Ok(report);
     }
     fsio::ensure_dir(&target)?;
+    // An earlier attempt's folders may have been replaced by links since: refused before
+    // the layout is made (which would create folders through them).
+    for folder in bpv_engine::paths::LIBRARY_FOLDERS {
+        fsio::check_beneath(&target, &format!("{folder}/{FOLDER_MARKER}"))?;
+    }
     if !resumed {
         let marker = FolderMarker { source: source.to_string_lossy().into_owned() };
         let body = serde_json::to_vec(&marker).map_err(|e| SyncError::Config(e.to_string()))?;
@@ -177,7 +182,7 @@ pub fn migrate_to_folder(
         let wanted: BTreeSet<&str> = files.iter().map(String::as_str).collect();
         for rel in blueprint_files_under(&target)? {
             if !wanted.contains(rel.as_str()) {
-                fsio::remove_durable(&target.join(&rel))?;
+                fsio::remove_beneath(&target, &rel)?;
             }
         }
     }
@@ -191,6 +196,9 @@ pub fn migrate_to_folder(
             let bytes =
                 fs::read(source.join(rel)).map_err(|e| bpv_engine::Error::io("cannot read", &source.join(rel), e))?;
             let to = target.join(rel);
+            // Never through a link out of the target (a folder left by an earlier attempt
+            // could be one): every folder along the path is opened without following links.
+            fsio::check_beneath(&target, rel)?;
             let already = fs::read(&to).is_ok_and(|b| b == bytes);
             if !already {
                 // Plain writes, flushed all at once below (one fsync per file would make

@@ -199,14 +199,31 @@ fn merge_heads(history: &History) -> Merged {
 /// (`NAME (conflict DEVICE 2)…` and so on while `taken` says the name is in use).
 pub fn conflict_path(path: &str, device_name: &str, taken: &dyn Fn(&str) -> bool) -> String {
     const SUFFIX: &str = ".blueprint.yaml";
+    // Whatever the name holds (it came from another device), the copy's name stays one
+    // name: no separator, no `..`, nothing Windows refuses, no control character.
+    let device: String = device_name
+        .chars()
+        .map(|c| if c.is_alphanumeric() || " .-_'+,;=@#&()[]{}!~$%^".contains(c) { c } else { '-' })
+        .take(40)
+        .collect();
+    let device = device.trim().to_owned();
+    let device = if device.is_empty() { "other device".to_owned() } else { device };
     let stem = path.strip_suffix(SUFFIX).unwrap_or(path);
-    let device: String =
-        device_name.chars().map(|c| if c == '/' || c.is_control() { '-' } else { c }).take(40).collect();
-    let device = if device.trim().is_empty() { "other device".to_owned() } else { device };
-    let mut candidate = format!("{stem} (conflict {device}){SUFFIX}");
+    let (folder, name) = match stem.rsplit_once('/') {
+        Some((f, n)) => (format!("{f}/"), n),
+        None => (String::new(), stem),
+    };
+    let with = |extra: &str| {
+        // A file name stays within 255 bytes (the companion's is 5 longer): cut the stem.
+        let tail = format!(" (conflict {device}{extra}){SUFFIX}");
+        let mut name = name.to_owned();
+        while name.len() + tail.len() + 5 > 255 && name.pop().is_some() {}
+        format!("{folder}{}{tail}", name.trim_end())
+    };
+    let mut candidate = with("");
     let mut n = 2;
     while taken(&candidate) {
-        candidate = format!("{stem} (conflict {device} {n}){SUFFIX}");
+        candidate = with(&format!(" {n}"));
         n += 1;
     }
     candidate

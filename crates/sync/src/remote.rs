@@ -51,6 +51,14 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// An object read by [`Remote::get_limited`].
+#[derive(Clone, Debug)]
+pub enum Limited {
+    Body(Bytes),
+    /// Larger than the cap (the size seen): not read.
+    TooLarge(u64),
+}
+
 pub struct Remote {
     stores: Vec<Arc<dyn ObjectStore>>,
     prefix: String,
@@ -180,6 +188,32 @@ impl Remote {
         self.attempt(&format!("reading {key}"), |s| {
             let location = location.clone();
             async move { s.get(&location).await?.bytes().await }
+        })
+        .await
+    }
+
+    /// `get` with a size cap, checked before the body is read (the store's size) and while
+    /// reading it: an object from another device is never read whole past `limit` bytes.
+    pub async fn get_limited(&self, key: &str, limit: u64) -> Result<Option<Limited>> {
+        let location = self.location(key);
+        self.attempt(&format!("reading {key}"), |s| {
+            let location = location.clone();
+            async move {
+                let found = s.get(&location).await?;
+                let size = found.meta.size;
+                if size > limit {
+                    return Ok(Limited::TooLarge(size));
+                }
+                let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                let mut stream = found.into_stream();
+                while let Some(chunk) = stream.try_next().await? {
+                    if (body.len() + chunk.len()) as u64 > limit {
+                        return Ok(Limited::TooLarge((body.len() + chunk.len()) as u64));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(Limited::Body(Bytes::from(body)))
+            }
         })
         .await
     }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SyncError};
 use crate::model::{Known, LogBatch};
+use crate::validate::Refused;
 
 const STATE_FILE: &str = "state.json";
 const PENDING_DIR: &str = "pending";
@@ -51,6 +52,24 @@ pub struct SyncState {
     pub last_error: Option<String>,
     /// Failed syncs in a row (drives the periodic sync's backoff).
     pub failures: u32,
+    /// Entries of the team library refused as unsafe or malformed, oldest first (at most
+    /// [`MAX_REFUSED`]); the ones marked `retry` are dropped at the start of each sync and
+    /// found again if still there.
+    #[serde(default)]
+    pub refused: Vec<Refused>,
+}
+
+/// Refused entries kept for the status (the newest).
+pub const MAX_REFUSED: usize = 200;
+
+impl SyncState {
+    /// Remember a refused entry once (the same object, path and reason again is not new).
+    pub fn note_refused(&mut self, r: &Refused) {
+        self.refused.retain(|o| !(o.object == r.object && o.path == r.path && o.reason == r.reason));
+        self.refused.push(r.clone());
+        let extra = self.refused.len().saturating_sub(MAX_REFUSED);
+        self.refused.drain(..extra);
+    }
 }
 
 pub fn load(dir: &Path, device: &str) -> Result<SyncState> {

@@ -32,8 +32,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{self, LinkConfig};
 use crate::error::{Result, SyncError};
 use crate::model::{self, CONFLICT_ID_PREFIX, Change, FORMAT, Known, LogBatch, PATH_ID_PREFIX, View};
+use crate::remote::Limited;
 use crate::remote::Remote;
 use crate::state::{self, BaseEntry, SyncState};
+use crate::validate::{self, Checked, Refused};
 
 /// Changes per log object (keeps each object well under a few MiB).
 const BATCH_LIMIT: usize = 2000;
@@ -60,6 +62,9 @@ pub struct SyncReport {
     pub conflicts: Vec<String>,
     /// Local updates skipped because the file changed during the sync (next sync).
     pub deferred: Vec<String>,
+    /// Entries of the team library this sync refused (unsafe or malformed: never written),
+    /// each with the device it came from. Honest changes still synced.
+    pub errors: Vec<Refused>,
     pub requests: u64,
     pub millis: u64,
 }
@@ -91,6 +96,9 @@ pub struct SyncStatus {
     pub pending_changes: usize,
     pub synced: usize,
     pub items: Vec<ItemSync>,
+    /// Entries of the team library refused (unsafe or malformed, never written), oldest
+    /// first, with the device each came from.
+    pub refused: Vec<Refused>,
     /// Seconds until the app's next periodic sync (backs off after failures).
     pub next_sync_in_secs: u64,
 }
@@ -206,7 +214,12 @@ impl Syncer {
         let start = Instant::now();
         let requests = self.remote.requests();
         let mut report = SyncReport::default();
+        // Refusals that may clear (content missing, a newer format) are found again if still there.
+        st.refused.retain(|r| !r.retry);
         let result = self.sync_locked(lib, &mut st, &mut report);
+        for r in &report.errors {
+            st.note_refused(r);
+        }
         match &result {
             Ok(()) => {
                 st.last_sync = Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
@@ -233,7 +246,7 @@ impl Syncer {
         self.runtime.block_on(async {
             report.sent += self.push(st, report).await?;
             self.check_cancel()?;
-            report.received = self.pull(st).await?;
+            report.received = self.pull(st, &mut report.errors).await?;
             Ok::<(), SyncError>(())
         })?;
         // Settle conflicts and path clashes (several rounds: a copy can clash too).
@@ -438,64 +451,105 @@ impl Syncer {
         Ok(sent)
     }
 
-    /// Read other devices' new log objects. Returns the number of new changes.
-    async fn pull(&self, st: &mut SyncState) -> Result<usize> {
+    /// Read other devices' new log objects. Returns the number of new changes. What fails
+    /// validation (`validate`) goes to `refused`, never into what is known.
+    async fn pull(&self, st: &mut SyncState, refused: &mut Vec<Refused>) -> Result<usize> {
         let me = self.link.device_id.clone();
-        let mut logs = parse_logs(&self.remote.list("logs").await?, &me);
-        let has_gap = |st: &SyncState, logs: &BTreeMap<String, Vec<u64>>| {
-            logs.iter().any(|(d, seqs)| {
-                let cursor = st.cursors.get(d).copied().unwrap_or(0);
-                seqs.iter().copied().filter(|s| *s > cursor).min().is_some_and(|first| first != cursor + 1)
-            })
+        let mut logs = self.list_logs(&me, refused).await?;
+        let gap = |st: &SyncState, d: &str, seqs: &[(u64, u64)]| {
+            let cursor = st.cursors.get(d).copied().unwrap_or(0);
+            seqs.iter().map(|(s, _)| *s).filter(|s| *s > cursor).min().is_some_and(|first| first != cursor + 1)
         };
+        let has_gap =
+            |st: &SyncState, logs: &BTreeMap<String, Vec<(u64, u64)>>| logs.iter().any(|(d, seqs)| gap(st, d, seqs));
         let mut received = 0;
         if !st.bootstrapped || has_gap(st, &logs) {
-            received += self.load_snapshot(st).await?;
+            received += self.load_snapshot(st, refused).await?;
             // Logs listed before the snapshot was read may have been compacted since.
-            logs = parse_logs(&self.remote.list("logs").await?, &me);
-            if has_gap(st, &logs) {
-                return Err(SyncError::Remote(
-                    "another device's log has a gap no snapshot covers; try again later".into(),
-                ));
+            logs = self.list_logs(&me, &mut Vec::new()).await?;
+            // A gap no snapshot covers (a compaction racing this read, or a log written
+            // out of order): that device's log waits for the next sync; the others are read.
+            let gapped: Vec<String> =
+                logs.iter().filter(|(d, seqs)| gap(st, d, seqs)).map(|(d, _)| d.clone()).collect();
+            for d in gapped {
+                let cursor = st.cursors.get(&d).copied().unwrap_or(0);
+                refused.push(
+                    Refused::new(
+                        &d,
+                        &format!("logs/{d}/"),
+                        None,
+                        format!(
+                            "its log goes on after {cursor} with a gap no snapshot covers: not read until one does"
+                        ),
+                    )
+                    .retried(),
+                );
+                logs.remove(&d);
             }
         }
-        let wanted: Vec<(String, u64)> = logs
+        let wanted: Vec<(String, u64, u64)> = logs
             .iter()
             .flat_map(|(d, seqs)| {
                 let cursor = st.cursors.get(d).copied().unwrap_or(0);
-                seqs.iter().filter(move |s| **s > cursor).map(move |s| (d.clone(), *s))
+                seqs.iter().filter(move |(s, _)| *s > cursor).map(move |(s, size)| (d.clone(), *s, *size))
             })
             .collect();
         let total = wanted.len();
-        let fetched: Vec<(String, u64, Option<Bytes>)> = futures::stream::iter(wanted.into_iter().map(|(d, s)| {
-            let key = log_key(&d, s);
-            async move { self.remote.get(&key).await.map(|b| (d, s, b)) }
-        }))
-        .buffered(self.remote.concurrency)
-        .try_collect()
-        .await?;
+        let fetched: Vec<(String, u64, Option<Limited>)> =
+            futures::stream::iter(wanted.into_iter().map(|(d, s, size)| {
+                let key = log_key(&d, s);
+                async move {
+                    if size > validate::MAX_LOG_BYTES {
+                        // Not even fetched: the listing says it is too large.
+                        return Ok((d, s, Some(Limited::TooLarge(size))));
+                    }
+                    self.remote.get_limited(&key, validate::MAX_LOG_BYTES).await.map(|b| (d, s, b))
+                }
+            }))
+            .buffered(self.remote.concurrency)
+            .try_collect()
+            .await?;
         self.tick("receive", total, total);
         let mut stopped: BTreeSet<String> = BTreeSet::new();
         for (device, seq, body) in fetched {
             if stopped.contains(&device) {
                 continue;
             }
-            let Some(body) = body else {
+            let key = log_key(&device, seq);
+            let body = match body {
                 // Compacted away between listing and reading: the next sync reads the snapshot.
-                stopped.insert(device);
-                continue;
+                None => {
+                    stopped.insert(device);
+                    continue;
+                }
+                Some(Limited::TooLarge(size)) => {
+                    // Written once, never changes: refused for good, the log read on past it.
+                    refused.push(Refused::new(
+                        &device,
+                        &key,
+                        None,
+                        format!("{size} bytes, more than a log object may have ({})", validate::MAX_LOG_BYTES),
+                    ));
+                    st.cursors.insert(device, seq);
+                    continue;
+                }
+                Some(Limited::Body(b)) => b,
             };
-            let batch: LogBatch = serde_json::from_slice(&body)
-                .map_err(|e| SyncError::Remote(format!("{}: {e}", log_key(&device, seq))))?;
-            if batch.format > FORMAT {
-                return Err(SyncError::Remote(format!(
-                    "{} was written by a newer Blueprint Vault: update this one",
-                    log_key(&device, seq)
-                )));
-            }
-            for change in batch.changes {
-                if st.known.add(change) {
-                    received += 1;
+            match validate::log_batch(&device, seq, &key, &body) {
+                Checked::Read { value, refused: dropped } => {
+                    refused.extend(dropped);
+                    for change in value {
+                        if st.known.add(change) {
+                            received += 1;
+                        }
+                    }
+                }
+                Checked::Refused(r) => refused.push(r),
+                Checked::Newer(r) => {
+                    // This device's log stops here until this app is updated; others go on.
+                    refused.push(r);
+                    stopped.insert(device);
+                    continue;
                 }
             }
             st.cursors.insert(device, seq);
@@ -504,18 +558,85 @@ impl Syncer {
         Ok(received)
     }
 
-    /// Fold in the newest snapshot that knows more than we do.
-    async fn load_snapshot(&self, st: &mut SyncState) -> Result<usize> {
-        let keys = self.remote.list("snapshots").await?;
-        for key in keys.iter().rev() {
-            let Some(body) = self.remote.get(key).await? else { continue };
-            let snap: Snapshot = serde_json::from_slice(&body).map_err(|e| SyncError::Remote(format!("{key}: {e}")))?;
+    /// Other devices' log objects: device → (sequence, size), sequences sorted. Keys that
+    /// name no valid device or sequence go to `refused`.
+    async fn list_logs(&self, me: &str, refused: &mut Vec<Refused>) -> Result<BTreeMap<String, Vec<(u64, u64)>>> {
+        let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+        for object in self.remote.list_meta("logs").await? {
+            match validate::log_key(&object.key) {
+                Some(Ok((device, seq))) if device != me => out.entry(device).or_default().push((seq, object.size)),
+                Some(Err(r)) => refused.push(r),
+                _ => {}
+            }
+        }
+        out.values_mut().for_each(|v| v.sort_unstable());
+        Ok(out)
+    }
+
+    /// Fold in the newest snapshot that knows more than we do. Snapshots that fail
+    /// validation are reported and skipped (an older one is tried).
+    async fn load_snapshot(&self, st: &mut SyncState, refused: &mut Vec<Refused>) -> Result<usize> {
+        let snapshots = self.remote.list_meta("snapshots").await?;
+        for object in snapshots.iter().rev() {
+            let key = &object.key;
+            let device = match validate::snapshot_key(key) {
+                Ok(d) => d,
+                Err(r) => {
+                    refused.push(r);
+                    continue;
+                }
+            };
+            let too_large = |size: u64| {
+                Refused::new(
+                    &device,
+                    key,
+                    None,
+                    format!("{size} bytes, more than a snapshot may have ({})", validate::MAX_SNAPSHOT_BYTES),
+                )
+            };
+            if object.size > validate::MAX_SNAPSHOT_BYTES {
+                refused.push(too_large(object.size));
+                continue;
+            }
+            let body = match self.remote.get_limited(key, validate::MAX_SNAPSHOT_BYTES).await? {
+                None => continue,
+                Some(Limited::TooLarge(size)) => {
+                    refused.push(too_large(size));
+                    continue;
+                }
+                Some(Limited::Body(b)) => b,
+            };
+            let snap = match validate::snapshot(&device, key, &body) {
+                Checked::Read { value, refused: dropped } => {
+                    refused.extend(dropped);
+                    value
+                }
+                Checked::Refused(r) | Checked::Newer(r) => {
+                    refused.push(r);
+                    continue;
+                }
+            };
+            // A snapshot covers logs that exist: a device's newest log object is never
+            // removed, so a cursor past it is a claim nothing backs (it would skip logs).
+            let logs = self.list_logs(&self.link.device_id, &mut Vec::new()).await?;
+            let newest = |d: &str| logs.get(d).and_then(|v| v.last()).map(|(s, _)| *s).unwrap_or(0);
+            if let Some((d, s)) = snap.cursors.iter().find(|(d, s)| **d != self.link.device_id && **s > newest(d)) {
+                refused.push(Refused::new(
+                    &device,
+                    key,
+                    None,
+                    format!("claims device {d}'s log up to {s}, which the team library does not hold"),
+                ));
+                continue;
+            }
             let ahead = snap
                 .cursors
                 .iter()
                 .any(|(d, s)| *d != self.link.device_id && st.cursors.get(d).copied().unwrap_or(0) < *s);
             if !ahead {
-                return Ok(0);
+                // An older snapshot may still be ahead (a newer one may be another device's
+                // that knows less).
+                continue;
             }
             let before = st.known.clone();
             st.known.merge(&snap.known);
@@ -587,7 +708,14 @@ impl Syncer {
                     }
                 }
                 (None, Some(c)) => deletes.push((id.clone(), c.clone())),
-                (Some(t), _) => writes.push((id.clone(), t.clone(), current.clone())),
+                (Some(t), _) => {
+                    // Checked when read; again here for what a state from before the checks holds.
+                    if let Err(reason) = validate::blueprint_path(&t.path) {
+                        report.errors.push(Refused::new(origin_device(&t.origin), "", Some(&t.path), reason));
+                        continue;
+                    }
+                    writes.push((id.clone(), t.clone(), current.clone()));
+                }
             }
         }
         if writes.is_empty() && deletes.is_empty() {
@@ -621,23 +749,30 @@ impl Syncer {
             }
         }
         let total = to_fetch.len();
+        let mut unavailable: Vec<(String, String)> = Vec::new();
         let fetched: Vec<(String, Vec<u8>)> = self.runtime.block_on(async {
             let mut done = 0usize;
             let mut out = Vec::with_capacity(total);
             let mut stream = futures::stream::iter(to_fetch.into_iter().map(|hash| async move {
-                let bytes = self
-                    .remote
-                    .get(&blob_key(&hash))
-                    .await?
-                    .ok_or_else(|| SyncError::Remote(format!("content {hash} is missing from the team library")))?;
-                if content_hash(&bytes) != hash {
-                    return Err(SyncError::Remote(format!("content {hash} does not match its hash")));
-                }
-                Ok::<_, SyncError>((hash, bytes.to_vec()))
+                // Every hash was validated when read (64 hex digits), so the key is one of ours.
+                let problem = match self.remote.get_limited(&blob_key(&hash), validate::MAX_BLOB_BYTES).await? {
+                    None => "is missing from the team library".to_owned(),
+                    Some(Limited::TooLarge(size)) => {
+                        format!("is {size} bytes, more than a blueprint may have ({})", validate::MAX_BLOB_BYTES)
+                    }
+                    Some(Limited::Body(bytes)) if content_hash(&bytes) == hash => {
+                        return Ok::<_, SyncError>(Ok((hash, bytes.to_vec())));
+                    }
+                    Some(Limited::Body(_)) => "does not match its hash (damaged or forged)".to_owned(),
+                };
+                Ok(Err((hash, problem)))
             }))
             .buffer_unordered(self.remote.concurrency);
             while let Some(r) = stream.next().await {
-                out.push(r?);
+                match r? {
+                    Ok(found) => out.push(found),
+                    Err(bad) => unavailable.push(bad),
+                }
                 done += 1;
                 if done.is_multiple_of(100) || done == total {
                     self.tick("download", done, total);
@@ -648,6 +783,28 @@ impl Syncer {
         report.downloaded += fetched.len();
         contents.extend(fetched);
         contents.extend(pending_blobs);
+        // A blueprint whose content cannot be had is not written (the rest are); it is
+        // tried again at the next sync.
+        let writes: Vec<(String, View, Option<BaseEntry>)> = writes
+            .into_iter()
+            .filter(|(_, target, _)| {
+                let missing = std::iter::once(&target.yaml)
+                    .chain(target.meta.as_ref())
+                    .find_map(|h| unavailable.iter().find(|(u, _)| u == h));
+                if let Some((hash, problem)) = missing {
+                    report.errors.push(
+                        Refused::new(
+                            origin_device(&target.origin),
+                            &blob_key(hash),
+                            Some(&target.path),
+                            format!("content {hash} {problem}"),
+                        )
+                        .retried(),
+                    );
+                }
+                missing.is_none()
+            })
+            .collect();
 
         let root = lib.root().to_path_buf();
         let mut touched: Vec<String> = Vec::new();
@@ -655,6 +812,13 @@ impl Syncer {
         for (id, current) in deletes {
             if disk_hash(&root, &current.path).as_deref() != Some(current.yaml.as_str()) {
                 report.deferred.push(current.path.clone());
+                continue;
+            }
+            // The trash move must not reach through a linked folder either.
+            if let Err(e) = fsio::check_beneath(&root, &current.path) {
+                let by = st.known.ids.get(&id).and_then(|h| h.heads.values().max_by_key(|c| c.time));
+                let device = by.map(|c| c.device.as_str()).unwrap_or_default();
+                report.errors.push(Refused::new(device, "", Some(&current.path), e.to_string()).retried());
                 continue;
             }
             match lib.delete(&current.path) {
@@ -685,7 +849,15 @@ impl Syncer {
                     if let Some(c) = &current
                         && c.path != target.path
                     {
-                        remove_if_same(&root, &c.path, &c.yaml, c.meta.is_some())?;
+                        match remove_if_same(&root, &c.path, &c.yaml, c.meta.is_some()) {
+                            Err(SyncError::Engine(e)) if e.code() == "invalid_key" => {
+                                report.errors.push(
+                                    Refused::new(origin_device(&target.origin), "", Some(&c.path), e.to_string())
+                                        .retried(),
+                                );
+                            }
+                            other => other?,
+                        }
                         touched.push(c.path.clone());
                     }
                     touched.push(target.path.clone());
@@ -703,6 +875,10 @@ impl Syncer {
                     report.applied += 1;
                 }
                 Ok(false) => report.deferred.push(target.path.clone()),
+                // A linked folder along the path (`fsio::write_atomic_beneath`): not written.
+                Err(SyncError::Engine(e)) if e.code() == "invalid_key" => report
+                    .errors
+                    .push(Refused::new(origin_device(&target.origin), "", Some(&target.path), e.to_string()).retried()),
                 Err(e) => return Err(e),
             }
         }
@@ -771,6 +947,7 @@ impl Syncer {
             pending_changes,
             synced,
             items,
+            refused: st.refused.clone(),
             next_sync_in_secs: next_interval(self.link.interval_secs, st.failures),
         })
     }
@@ -799,12 +976,23 @@ impl Syncer {
             let mut checks = futures::stream::iter(views.iter().map(|v| {
                 let root = root.clone();
                 async move {
+                    validate::blueprint_path(&v.path).map_err(|e| SyncError::Verify(format!("{}: {e}", v.path)))?;
                     for (hash, rel) in std::iter::once((&v.yaml, Some(v.path.clone())))
                         .chain(v.meta.iter().map(|m| (m, companion_path(&v.path))))
                     {
-                        let remote = self.remote.get(&blob_key(hash)).await?.ok_or_else(|| {
-                            SyncError::Verify(format!("{}: content {hash} is not in the team library", v.path))
-                        })?;
+                        validate::hash(hash).map_err(SyncError::Verify)?;
+                        let remote = match self.remote.get_limited(&blob_key(hash), validate::MAX_BLOB_BYTES).await? {
+                            Some(Limited::Body(b)) => b,
+                            Some(Limited::TooLarge(n)) => {
+                                return Err(SyncError::Verify(format!("{}: content {hash} is {n} bytes", v.path)));
+                            }
+                            None => {
+                                return Err(SyncError::Verify(format!(
+                                    "{}: content {hash} is not in the team library",
+                                    v.path
+                                )));
+                            }
+                        };
                         let rel = rel.unwrap_or_default();
                         let disk = fs::read(root.join(&rel))
                             .map_err(|e| SyncError::Verify(format!("{rel}: cannot read the local file: {e}")))?;
@@ -856,22 +1044,6 @@ fn blob_key(hash: &str) -> String {
 
 fn log_key(device: &str, seq: u64) -> String {
     format!("logs/{device}/{seq:012}.json")
-}
-
-/// `logs/<device>/<seq>.json` keys of other devices, by device, sequences sorted.
-fn parse_logs(keys: &[String], me: &str) -> BTreeMap<String, Vec<u64>> {
-    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for key in keys {
-        let mut parts = key.split('/');
-        if let (Some("logs"), Some(device), Some(file), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-            && device != me
-            && let Some(Ok(seq)) = file.strip_suffix(".json").map(str::parse::<u64>)
-        {
-            out.entry(device.to_owned()).or_default().push(seq);
-        }
-    }
-    out.values_mut().for_each(|v| v.sort_unstable());
-    out
 }
 
 fn now_ms() -> i64 {
@@ -929,7 +1101,6 @@ fn write_one(
     contents: &HashMap<String, Vec<u8>>,
     vacated: &BTreeSet<String>,
 ) -> Result<bool> {
-    let abs = root.join(&target.path);
     let ours = current.is_some_and(|c| c.path == target.path);
     if !ours {
         if let Some(existing) = disk_hash(root, &target.path) {
@@ -947,8 +1118,10 @@ fn write_one(
     let yaml = contents
         .get(&target.yaml)
         .ok_or_else(|| SyncError::Remote(format!("content {} for {} was not fetched", target.yaml, target.path)))?;
+    // Never through a linked folder: the path is checked, then written beneath the root.
+    fsio::check_beneath(root, &target.path)?;
     if disk_hash(root, &target.path).as_deref() != Some(target.yaml.as_str()) {
-        fsio::write_atomic(&abs, yaml)?;
+        fsio::write_atomic_beneath(root, &target.path, yaml)?;
     }
     if let Some(cpath) = companion_path(&target.path) {
         let cabs = root.join(&cpath);
@@ -958,12 +1131,12 @@ fn write_one(
                     .get(hash)
                     .ok_or_else(|| SyncError::Remote(format!("content {hash} for {cpath} was not fetched")))?;
                 if fs::read(&cabs).ok().map(|b| content_hash(&b)).as_deref() != Some(hash.as_str()) {
-                    fsio::write_atomic(&cabs, bytes)?;
+                    fsio::write_atomic_beneath(root, &cpath, bytes)?;
                 }
             }
             None => {
-                if cabs.exists() {
-                    fsio::remove_durable(&cabs)?;
+                if fs::symlink_metadata(&cabs).is_ok() {
+                    fsio::remove_beneath(root, &cpath)?;
                 }
             }
         }
@@ -973,14 +1146,19 @@ fn write_one(
 
 /// Remove a moved blueprint's old file (and companion) if it is still what we synced.
 fn remove_if_same(root: &Path, rel: &str, yaml: &str, had_meta: bool) -> Result<()> {
+    fsio::check_beneath(root, rel)?;
     if disk_hash(root, rel).as_deref() == Some(yaml) {
-        fsio::remove_durable(&root.join(rel))?;
+        fsio::remove_beneath(root, rel)?;
         if had_meta && let Some(c) = companion_path(rel) {
-            let cabs = root.join(c);
-            if cabs.exists() {
-                fsio::remove_durable(&cabs)?;
+            if fs::symlink_metadata(root.join(&c)).is_ok() {
+                fsio::remove_beneath(root, &c)?;
             }
         }
     }
     Ok(())
+}
+
+/// The device of a change reference (`<device>/<seq>/<n>`): who introduced a content.
+fn origin_device(origin: &str) -> &str {
+    origin.split('/').next().unwrap_or_default()
 }

@@ -7,7 +7,7 @@ import TeamHarness from '../test/TeamHarness.svelte';
 import SyncBadgeHarness from '../test/SyncBadgeHarness.svelte';
 import { AppModel } from '../lib/app.svelte';
 import { SyncBoard, itemState, parseEndpoints, syncLabel } from '../lib/sync.svelte';
-import type { SyncItemState, SyncStatusView } from '../lib/bindings';
+import type { SyncItemState, SyncRefused, SyncStatusView } from '../lib/bindings';
 
 afterEach(() => {
   cleanup();
@@ -29,6 +29,7 @@ const unlinked: SyncStatusView = {
   pending_changes: 0,
   synced: 0,
   items: [],
+  refused: [],
   next_sync_in_secs: 0,
   running: false,
 };
@@ -197,6 +198,59 @@ describe('the Team library view', () => {
     expect(screen.queryByTestId('team-conflict')).toBeNull();
   });
 
+  it('linked: entries refused from the team library are listed with their device', async () => {
+    const refused: SyncRefused[] = [
+      {
+        device: 'e0e0e0e0e0e0e0e0',
+        object: 'logs/e0e0e0e0e0e0e0e0/000000000001.json',
+        path: '../../.bashrc',
+        reason: '`..` segments are not allowed',
+        retry: false,
+      },
+      {
+        device: 'e0e0e0e0e0e0e0e0',
+        object: 'blobs/ab/abab',
+        path: 'Blueprints/shared/forged.blueprint.yaml',
+        reason: 'content abab does not match its hash (damaged or forged)',
+        retry: true,
+      },
+    ];
+    const { calls } = shell(linked([], { refused }), (cmd) =>
+      cmd === 'sync_now'
+        ? {
+            recorded: 0,
+            sent: 0,
+            received: 1,
+            applied: 1,
+            conflicts: [],
+            deferred: [],
+            errors: [refused[1]],
+            requests: 9,
+            millis: 80,
+          }
+        : undefined,
+    );
+    const user = userEvent.setup();
+    render(TeamHarness);
+    const card = await screen.findByTestId('team-refused');
+    const entries = within(card).getAllByTestId('team-refused-entry');
+    expect(entries).toHaveLength(2);
+    // Newest first.
+    expect(entries[0]).toHaveTextContent('Blueprints/shared/forged.blueprint.yaml');
+    expect(entries[0]).toHaveTextContent('checked again at every sync');
+    expect(entries[1]?.dataset.device).toBe('e0e0e0e0e0e0e0e0');
+    expect(entries[1]).toHaveTextContent('device e0e0e0e0e0e0e0e0');
+    expect(entries[1]).toHaveTextContent('../../.bashrc');
+    expect(entries[1]).toHaveTextContent('`..` segments are not allowed');
+    expect(entries[1]).toHaveTextContent('logs/e0e0e0e0e0e0e0e0/000000000001.json');
+    await user.click(screen.getByTestId('team-sync-now'));
+    expect(await screen.findByTestId('team-result')).toHaveTextContent('1 entry refused');
+    expect(calls.some((c) => c.cmd === 'sync_now')).toBe(true);
+    // A status without refusals: the card goes.
+    await emit('sync-status', linked());
+    await waitFor(() => expect(screen.queryByTestId('team-refused')).toBeNull());
+  });
+
   it('Sync now shows progress, Cancel stops it with changes kept queued', async () => {
     let cancelRunning: (() => void) | null = null;
     const { calls } = shell(
@@ -236,6 +290,7 @@ describe('the Team library view', () => {
             applied: 2,
             conflicts: [],
             deferred: [],
+            errors: [],
             requests: 9,
             millis: 80,
           }

@@ -538,6 +538,24 @@ state: string, reason: string | null,
  */
 original: string | null, };
 
+export type SyncRefused = { 
+/**
+ * The device id it came from.
+ */
+device: string, 
+/**
+ * The object in the team library (empty when refused while writing a file).
+ */
+object: string, 
+/**
+ * The path it named, with control characters escaped.
+ */
+path: string | null, reason: string, 
+/**
+ * Checked again at every sync (it may clear itself).
+ */
+retry: boolean, };
+
 export type SyncStatusView = { linked: boolean, endpoints: Array<string>, bucket: string, prefix: string, region: string, path_style: boolean, device_name: string, 
 /**
  * The keys are in the OS keychain (else the library's owner-only file, or the
@@ -553,6 +571,10 @@ last_error: string | null,
  * not be reached).
  */
 state: string, pending_changes: number, synced: number, items: Array<SyncItemState>, 
+/**
+ * Entries of the team library refused (never written), oldest first.
+ */
+refused: Array<SyncRefused>, 
 /**
  * Seconds between periodic syncs now (longer after failures).
  */
@@ -578,7 +600,11 @@ conflicts: Array<string>,
 /**
  * Local files not updated because they changed during the sync (next sync).
  */
-deferred: Array<string>, requests: number, millis: number, };
+deferred: Array<string>, 
+/**
+ * Entries of the team library this sync refused (never written).
+ */
+errors: Array<SyncRefused>, requests: number, millis: number, };
 
 export type SyncProgress = { 
 /**
