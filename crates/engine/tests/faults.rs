@@ -580,7 +580,7 @@ fn a_disk_that_fills_at_any_write_of_a_backup_fails_it_cleanly() {
         run_backup(&f, &lib).unwrap();
         fs::create_dir_all(f.root.join("Templates")).unwrap();
         for i in 0..6 {
-            fs::write(f.root.join(format!("Templates/rand{i}.bin")), noise(512 * 1024, 100 + i)).unwrap();
+            fs::write(f.root.join(format!("Templates/rand{i}.bin")), noise(512 * 1024, 100 + 2 * i)).unwrap();
         }
         (f, lib)
     };
@@ -592,6 +592,7 @@ fn a_disk_that_fills_at_any_write_of_a_backup_fails_it_cleanly() {
         injector.write_ends()
     };
     assert!(ends.len() >= 3 && ends.last().is_some_and(|&n| n > 3 * 512 * 1024), "writes: {ends:?}");
+    eprintln!("faults: a backup of 3 MB makes {} writes ({} bytes); the disk fills inside each", ends.len(), ends.last().copied().unwrap_or(0));
     let mut problems = Vec::new();
     let mut start = 0;
     for (k, &end) in ends.iter().enumerate() {
