@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use bpv_engine::backup::{self, BackupOptions, CancelToken, Repo, RestoreOptions, Retention};
-use bpv_engine::fsio;
 use bpv_engine::library::{BlueprintSave, Library, OpenOptions};
 
 mod common;
