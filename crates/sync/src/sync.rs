@@ -1149,10 +1149,11 @@ fn remove_if_same(root: &Path, rel: &str, yaml: &str, had_meta: bool) -> Result<
     fsio::check_beneath(root, rel)?;
     if disk_hash(root, rel).as_deref() == Some(yaml) {
         fsio::remove_beneath(root, rel)?;
-        if had_meta && let Some(c) = companion_path(rel) {
-            if fs::symlink_metadata(root.join(&c)).is_ok() {
-                fsio::remove_beneath(root, &c)?;
-            }
+        if had_meta
+            && let Some(c) = companion_path(rel)
+            && fs::symlink_metadata(root.join(&c)).is_ok()
+        {
+            fsio::remove_beneath(root, &c)?;
         }
     }
     Ok(())

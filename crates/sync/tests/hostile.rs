@@ -22,12 +22,15 @@ const EVIL: &str = "e0e0e0e0e0e0e0e0";
 const A: &str = "Blueprints/shared/alpha.blueprint.yaml";
 const B: &str = "Blueprints/shared/beta.blueprint.yaml";
 
+/// Log object bodies (seq from 1) and blobs (key, bytes) a hostile device writes.
+type Planted = (Vec<Vec<u8>>, Vec<(String, Vec<u8>)>);
+
 /// One hostile input: what the evil device writes (log body, extra blobs) given the
 /// victim's folder (for paths aimed outside it).
 struct Case {
     name: &'static str,
     /// Log object bodies (written as `logs/EVIL/<seq>.json`, seq from 1) and blobs.
-    write: fn(&Path) -> (Vec<Vec<u8>>, Vec<(String, Vec<u8>)>),
+    write: fn(&Path) -> Planted,
     /// Set up the victim's library before (e.g. a linked folder).
     prepare: fn(&Path),
 }
@@ -58,7 +61,7 @@ fn blob(content: &[u8]) -> (String, Vec<u8>) {
 }
 
 /// Changes naming `paths`, each with a real blob (so only the path is wrong).
-fn paths_case(paths: &[String]) -> (Vec<Vec<u8>>, Vec<(String, Vec<u8>)>) {
+fn paths_case(paths: &[String]) -> Planted {
     let body = yaml("evil", "Evil", "planted");
     let (key, bytes) = blob(&body);
     let h = content_hash(&body);
