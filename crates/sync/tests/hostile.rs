@@ -22,15 +22,15 @@ const EVIL: &str = "e0e0e0e0e0e0e0e0";
 const A: &str = "Blueprints/shared/alpha.blueprint.yaml";
 const B: &str = "Blueprints/shared/beta.blueprint.yaml";
 
-/// What the evil device writes: log object bodies and (key, bytes) blobs.
-type Hostile = (Vec<Vec<u8>>, Vec<(String, Vec<u8>)>);
+/// Log object bodies (seq from 1) and blobs (key, bytes) a hostile device writes.
+type Planted = (Vec<Vec<u8>>, Vec<(String, Vec<u8>)>);
 
 /// One hostile input: what the evil device writes (log body, extra blobs) given the
 /// victim's folder (for paths aimed outside it).
 struct Case {
     name: &'static str,
     /// Log object bodies (written as `logs/EVIL/<seq>.json`, seq from 1) and blobs.
-    write: fn(&Path) -> Hostile,
+    write: fn(&Path) -> Planted,
     /// Set up the victim's library before (e.g. a linked folder).
     prepare: fn(&Path),
 }
@@ -61,7 +61,7 @@ fn blob(content: &[u8]) -> (String, Vec<u8>) {
 }
 
 /// Changes naming `paths`, each with a real blob (so only the path is wrong).
-fn paths_case(paths: &[String]) -> Hostile {
+fn paths_case(paths: &[String]) -> Planted {
     let body = yaml("evil", "Evil", "planted");
     let (key, bytes) = blob(&body);
     let h = content_hash(&body);
