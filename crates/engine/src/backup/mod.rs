@@ -52,6 +52,7 @@ use crate::library::Library;
 
 pub use chunks::ChunkRef;
 pub use create::{BackupOptions, BackupReport, backup, backup_with_secrets};
+pub use verify::backup_verified;
 pub use credentials::{
     DATA_FILES, SEALED_SECRETS, SealedSecrets, UnsealedSecrets, restore_secrets, seal_secrets, unseal_secrets,
 };
