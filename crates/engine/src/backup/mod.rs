@@ -52,7 +52,6 @@ use crate::library::Library;
 
 pub use chunks::ChunkRef;
 pub use create::{BackupOptions, BackupReport, backup, backup_with_secrets};
-pub use verify::backup_verified;
 pub use credentials::{
     DATA_FILES, SEALED_SECRETS, SealedSecrets, UnsealedSecrets, restore_secrets, seal_secrets, unseal_secrets,
 };
@@ -60,6 +59,7 @@ pub use journal::ChangeJournal;
 pub use prune::{PrunePreview, PruneReport, Retention};
 pub use restore::{RestoreOptions, RestoreReport, restore_file_into_library, restore_in_place};
 pub use schedule::{ScheduleState, ScheduleTimer, backup_due};
+pub use verify::backup_verified;
 pub use verify::{Problem, VerifyReport};
 
 /// The repository format this build writes and reads. A repository with a higher

@@ -200,7 +200,8 @@ pub fn backup_verified(
     {
         let _lock = repo.lock()?;
         let manifest = repo.manifest_path(&report.id);
-        crate::fsio::remove_file(&manifest).map_err(|e| Error::io("cannot remove the failed snapshot", &manifest, e))?;
+        crate::fsio::remove_file(&manifest)
+            .map_err(|e| Error::io("cannot remove the failed snapshot", &manifest, e))?;
         if let Some(dir) = manifest.parent() {
             crate::fsio::fsync_dir(dir)?;
         }
