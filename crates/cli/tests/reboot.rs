@@ -85,6 +85,38 @@ fn ok(out: Output, what: &str) -> Vec<u8> {
     out.stdout
 }
 
+/// Run `body` inside a fresh session keyring: the test runs itself again there (its
+/// `bpv` children share that keyring, as one login session does).
+fn in_session(test: &str, body: fn()) {
+    if std::env::var_os("BPV_REBOOT_TEST_INNER").is_some() {
+        body();
+    } else {
+        keyctl_present();
+        let out = Command::new("keyctl")
+            .args(["session", "-", "env", "BPV_REBOOT_TEST_INNER=1"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture"])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "inside a session keyring:\n{text}");
+    }
+}
+
+/// What a reboot does to keyutils, for this library only: its entries are gone. (A new
+/// session keyring alone is not enough: keyring-core's keyutils store also links what it
+/// keeps into the user's persistent keyring, which a new session still finds; clearing
+/// that would disturb every other user of this machine's keyrings.)
+fn forget_keyutils(env: &Env) {
+    use bpv_engine::secrets::CredentialStore;
+    let lib = env.lib();
+    let service = format!("blueprint-vault/{}", lib.area().file_name().unwrap().to_string_lossy());
+    let store = KeyringStore::connect(StoreKind::Keyutils).expect("keyutils must work here");
+    for name in ["master-key", "cred/mailgun"] {
+        store.delete(&service, name).unwrap();
+    }
+}
+
 fn mode(p: &Path) -> u32 {
     fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
 }
@@ -94,6 +126,7 @@ const REL: &str = "Blueprints/personal/check.blueprint.yaml";
 /// Every encrypted blueprint readable (with the passphrase) and every credential present,
 /// in a new session after the one that stored them.
 fn check_after_reboot(env: &Env) {
+    forget_keyutils(env);
     let shown = ok(env.after_reboot(&["show", REL], b"", true), "show after a reboot");
     assert_eq!(shown, YAML.as_bytes());
     let got = ok(env.after_reboot(&["creds", "get", "mailgun", "--reveal"], b"", true), "creds get after a reboot");
@@ -107,6 +140,10 @@ fn check_after_reboot(env: &Env) {
 
 #[test]
 fn without_a_secret_service_secrets_go_to_the_passphrase_file_and_survive_a_reboot() {
+    in_session("without_a_secret_service_secrets_go_to_the_passphrase_file_and_survive_a_reboot", new_library);
+}
+
+fn new_library() {
     let env = Env::new();
     ok(env.after_reboot(&["init"], b"", true), "init");
     ok(env.after_reboot(&["creds", "set", "mailgun"], b"key-abc-123\n", true), "creds set");
@@ -148,25 +185,10 @@ fn asking_for_keyutils_is_refused_with_the_way_out() {
 
 #[test]
 fn a_library_that_kept_its_secrets_in_keyutils_moves_them_to_the_file_and_survives_a_reboot() {
-    // The earlier version's keyutils entries need a session keyring: the test runs itself
-    // again inside a fresh one (its `bpv` children share it, as one login session does).
-    if std::env::var_os("BPV_REBOOT_TEST_INNER").is_none() {
-        keyctl_present();
-        let out = Command::new("keyctl")
-            .args(["session", "-", "env", "BPV_REBOOT_TEST_INNER=1"])
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "a_library_that_kept_its_secrets_in_keyutils_moves_them_to_the_file_and_survives_a_reboot",
-                "--nocapture",
-            ])
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && text.contains("1 passed"), "inside a session keyring:\n{text}");
-    } else {
-        legacy_library_moves_to_the_file();
-    }
+    in_session(
+        "a_library_that_kept_its_secrets_in_keyutils_moves_them_to_the_file_and_survives_a_reboot",
+        legacy_library_moves_to_the_file,
+    );
 }
 
 fn legacy_library_moves_to_the_file() {
