@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs the credential and encryption tests against each REAL store:
 #   file            the passphrase-protected file (works anywhere)
-#   keyutils        the kernel key store, inside a fresh session keyring (`keyctl session -`)
+#   keyutils        inside a fresh session keyring (`keyctl session -`): keyutils never holds a
+#                   library's secrets (it forgets them at reboot), so this runs the file store
+#                   there, and the reboot tests (crates/cli/tests/reboot.rs: a new session
+#                   keyring per run, no Secret Service)
 #   secret-service  gnome-keyring's Secret Service, inside a private D-Bus session, unlocked
 #                   with a throwaway password; HOME and XDG_* point at a temp dir so the
 #                   keyring file is a test one (and is scanned for plain text by the tests).
@@ -20,7 +23,8 @@ for store in file keyutils secret-service; do
       BPV_TEST_STORE=file cargo test --locked -q "${tests[@]}" -- "$@"
       ;;
     keyutils)
-      keyctl session - env BPV_TEST_STORE=keyutils cargo test --locked -q "${tests[@]}" -- "$@"
+      keyctl session - env BPV_TEST_STORE=file cargo test --locked -q "${tests[@]}" -- "$@"
+      env -u DBUS_SESSION_BUS_ADDRESS cargo test --locked -q -p bpv --test reboot -- "$@"
       ;;
     secret-service)
       # cargo and rustup must still be found once HOME moves.

@@ -482,11 +482,9 @@ pub fn backup_now_sealing(app: &AppHandle, lib: &Library, passphrase: Option<&st
     // each frame in memory as it writes it.
     let opts =
         BackupOptions { repo: Some(repo.clone()), progress: Some(&tick), cancel: cancel.clone(), verified_after: true };
-    let report = match &sealed {
-        Some(sealed) => backup::backup_with_secrets(lib, &opts, sealed)?,
-        None => backup::backup(lib, &opts)?,
-    };
-    let verify = Repo::open(&repo)?.verify(&report.id, Some(&tick), &cancel)?;
+    // A snapshot that fails its verification is an error here (and discarded by the
+    // engine): never recorded as the last backup, reported, retried by the schedule.
+    let (report, verify) = backup::backup_verified(lib, &opts, sealed.as_ref())?;
     change_settings(app, |s| s.last_backup = Some(unix_now()))?;
     Ok(BackupDone {
         id: report.id,

@@ -92,11 +92,11 @@ pub fn run(cmd: &BackupCommand, cli: &Cli, out: &Out) -> Result<()> {
             };
             let bar = output::progress_bar(out, "backing up");
             let tick = |p: Progress| tick(bar.as_ref(), p);
-            let opts = BackupOptions { repo: to.clone(), progress: Some(&tick), ..Default::default() };
-            let report = match &sealed {
-                Some(sealed) => backup::backup_with_secrets(&lib, &opts, sealed)?,
-                None => backup::backup(&lib, &opts)?,
-            };
+            // The snapshot is read back whole from disk after it is written (so the
+            // in-memory frame check is skipped); one that fails is discarded and an error.
+            let opts =
+                BackupOptions { repo: to.clone(), progress: Some(&tick), verified_after: true, ..Default::default() };
+            let (report, _verify) = backup::backup_verified(&lib, &opts, sealed.as_ref())?;
             finish(bar);
             if json {
                 return emit(&report);

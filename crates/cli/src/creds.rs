@@ -176,10 +176,11 @@ pub fn keys(lib: &Library, action: &KeysAction, opts: &SecretsOptions, json: boo
     match action {
         KeysAction::Status => {
             let status = secrets.key_status(lib);
+            let choice = secrets.choice_with_holdings(lib);
             if json {
-                return print_json(&json!({ "store": secrets.choice(), "key": status }));
+                return print_json(&json!({ "store": choice, "key": status }));
             }
-            print_line(&keychain_text(secrets.choice(), &status))
+            print_line(&format!("{}\nHolds:     {}", keychain_text(&choice, &status), choice.holds))
         }
         KeysAction::RecoveryKit { out } => {
             let pass = recovery_passphrase()?;
@@ -247,6 +248,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::io("cannot create", path, e))?;
+    // `mode` applies only to a new file: an existing one is narrowed before the write.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| Error::io("cannot make owner-only", path, e))?;
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| Error::io("cannot write", path, e))
 }
 

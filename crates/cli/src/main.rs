@@ -197,6 +197,16 @@ fn main() -> ExitCode {
     bpv_alloc::tune();
     bpv_engine::process::disable_transparent_huge_pages();
     let cli = Cli::parse();
+    // Test builds only (feature `fault-injection`): damage what a backup writes into the
+    // named repository, between its write and its verify.
+    #[cfg(feature = "fault-injection")]
+    let _injector = std::env::var_os("BPV_FAULT_DAMAGE_COMPRESSED").map(|repo| {
+        bpv_engine::fault::install(bpv_engine::fault::Plan {
+            roots: vec![std::path::PathBuf::from(repo)],
+            damage_compressed: true,
+            ..Default::default()
+        })
+    });
     let out = Out::new(cli.json);
     match run(cli, &out) {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,11 +26,22 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 /// Write `data` to `target` durably and atomically. Parent folders are created
 /// (and fsynced) as needed.
 pub fn write_atomic(target: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_mode(target, data, false)
+}
+
+/// [`write_atomic`] for a file that holds a secret (even a sealed one): created owner-only
+/// (0600 on Unix) from the first byte, so no other user can read it at any moment.
+pub fn write_atomic_private(target: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_mode(target, data, true)
+}
+
+fn write_atomic_mode(target: &Path, data: &[u8], private: bool) -> Result<()> {
     let dir = parent_of(target)?;
     ensure_dir(dir)?;
     let temp = temp_path_for(target);
     let result = (|| {
-        let mut f = create_new(&temp).map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
+        let created = if private { create_new_private(&temp) } else { create_new(&temp) };
+        let mut f = created.map_err(|e| Error::io("cannot create a temporary file in", dir, e))?;
         write_all(&mut f, &temp, data).map_err(|e| Error::io("cannot write", &temp, e))?;
         sync_file(&f, &temp).map_err(|e| Error::io("cannot flush to disk", &temp, e))?;
         drop(f);
@@ -352,6 +363,17 @@ fn seam<T>(
 /// Create a new file (never over an existing one), for writing.
 pub(crate) fn create_new(path: &Path) -> io::Result<File> {
     seam(Op::Create, path, None, None, || OpenOptions::new().write(true).create_new(true).open(path))
+}
+
+/// [`create_new`], owner-only (0600) on Unix.
+pub(crate) fn create_new_private(path: &Path) -> io::Result<File> {
+    seam(Op::Create, path, None, None, || {
+        let mut o = OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        o.open(path)
+    })
 }
 
 /// Append `data` to a file opened by [`create_new`].

@@ -408,6 +408,35 @@ fn a_frame_that_does_not_decode_is_never_stored_unless_a_verify_follows() {
     assert_eq!(data, yaml("c", 1));
 }
 
+/// A backup whose verification fails is a failed backup (issue 21 §3): objects damaged
+/// between their write and the verify make `backup_verified` an error, the snapshot's
+/// manifest is gone (not listed, not a parent, not restorable), and the next attempt,
+/// with the disk good again, is a verified snapshot.
+#[test]
+fn a_backup_that_fails_its_verification_is_an_error_and_leaves_no_snapshot() {
+    let f = Fixture::new();
+    let lib = f.open();
+    run_backup(&f, &lib).unwrap();
+    fs::write(f.root.join("Blueprints/c.blueprint.yaml"), yaml("c", 2)).unwrap();
+    let repo_dir = f.dir.join("repo");
+    let before: Vec<String> = Repo::open(&repo_dir).unwrap().snapshots().unwrap().into_iter().map(|s| s.id).collect();
+    let opts = BackupOptions { repo: Some(repo_dir.clone()), verified_after: true, ..Default::default() };
+
+    let injector = fault::install(Plan { roots: f.roots(), damage_compressed: true, ..Default::default() });
+    let err = backup::backup_verified(&lib, &opts, None).expect_err("a snapshot that fails its verify is no backup");
+    drop(injector);
+    assert_eq!(err.code(), "corrupt", "{err}");
+    assert!(err.to_string().contains("failed its verification"), "{err}");
+    let after: Vec<String> = Repo::open(&repo_dir).unwrap().snapshots().unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(after, before, "the failed snapshot is not listed");
+
+    let (report, verify) = backup::backup_verified(&lib, &opts, None).unwrap();
+    assert!(verify.ok, "{:?}", verify.problems);
+    let repo = Repo::open(&repo_dir).unwrap();
+    assert_eq!(repo.snapshots().unwrap()[0].id, report.id);
+    assert_eq!(repo.read_file(&report.id, "Blueprints/c.blueprint.yaml").unwrap().1, yaml("c", 2));
+}
+
 /// What a blueprint's file may hold after a power loss: acknowledged content, or
 /// either side of the operation in flight.
 type Expect = BTreeMap<String, Vec<Option<Vec<u8>>>>;

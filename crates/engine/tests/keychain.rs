@@ -1,7 +1,7 @@
 //! Credentials and encryption at rest against a REAL credential store, chosen by
 //! `$BPV_TEST_STORE`: `secret-service` (run inside `dbus-run-session` with gnome-keyring
-//! unlocked), `keyutils` (inside `keyctl session -`), or `file` (the default: the
-//! passphrase-protected file, which works anywhere). `scripts/keychain-tests.sh` runs this
+//! unlocked), or `file` (the default: the passphrase-protected file, which works anywhere).
+//! keyutils holds no library's secrets (it forgets them at reboot): see crates/cli/tests/reboot.rs. `scripts/keychain-tests.sh` runs this
 //! file once per store. A store that is named but does not work fails the tests.
 
 use std::collections::HashSet;

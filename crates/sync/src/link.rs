@@ -34,8 +34,8 @@ pub enum LinkKeys {
     Credential(String),
     /// Given keys, kept in the library's private 0600 file.
     File(Credentials),
-    /// Given keys, kept as an OS-keychain credential of this link (the 0600 file only
-    /// when no credential store works here).
+    /// Given keys, kept as an OS-keychain credential of this link; refused (with the
+    /// ways out) when no credential store works here: never a silent plain file.
     Keychain(Credentials),
 }
 
@@ -78,19 +78,20 @@ pub fn link_library(lib: &Library, req: &LinkRequest, keys: LinkKeys) -> Result<
             check_keys(&creds)?;
             let name = own_credential_name(&link.device_id);
             let value = format!("{}:{}", creds.access_key_id, creds.secret_access_key);
-            match Secrets::open(lib, &SecretsOptions::default()).and_then(|s| s.set_credential(&name, value.as_bytes()))
-            {
-                Ok(()) => {
-                    made_credential = Some(name.clone());
-                    Some(name)
-                }
-                Err(_) => {
-                    // No credential store works here: the owner-only file is what is left
-                    // (visible as a link without a credential).
-                    config::save_credentials(lib.area(), &creds)?;
-                    None
-                }
-            }
+            // Never a silent fall back to a plain file: without a credential store the
+            // link is refused with the ways out (the user may choose the file explicitly).
+            Secrets::open(lib, &SecretsOptions::default())
+                .and_then(|s| s.set_credential(&name, value.as_bytes()))
+                .map_err(|e| {
+                    SyncError::Config(format!(
+                        "the team library's secret key was not stored: no credential store works here ({e}). \
+                         Start the desktop keychain, or set {} for the passphrase file, or choose to keep the key \
+                         in a file only you can read (`bpv sync link … --access-key-id ID`, the secret key on stdin)",
+                        bpv_engine::secrets::FILE_PASSPHRASE_ENV
+                    ))
+                })?;
+            made_credential = Some(name.clone());
+            Some(name)
         }
     };
     let probe = || -> Result<()> {

@@ -62,6 +62,7 @@ pub use restore::{
     restore_in_place,
 };
 pub use schedule::{ScheduleState, ScheduleTimer, backup_due};
+pub use verify::backup_verified;
 pub use verify::{Problem, VerifyReport};
 
 /// The repository format this build writes and reads. A repository with a higher

@@ -2,6 +2,7 @@
 //! every object it references. Every problem is reported with the paths it affects.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -174,4 +175,42 @@ pub(crate) fn manifest_problems(m: &super::Manifest, checksum_ok: bool) -> Vec<P
         });
     }
     out
+}
+
+/// A backup that counts only once verified: take the snapshot (the whole of it is read
+/// back from disk right after, so `opts.verified_after` may skip the in-memory frame
+/// check), then verify it. A snapshot that fails its verification is no backup: its
+/// manifest is removed (so it is never listed, restored from or used as the next
+/// backup's parent; its objects stay until a prune) and the result is an error that
+/// names the problems.
+pub fn backup_verified(
+    lib: &crate::library::Library,
+    opts: &super::BackupOptions<'_>,
+    sealed: Option<&super::credentials::SealedSecrets>,
+) -> Result<(super::BackupReport, VerifyReport)> {
+    let report = match sealed {
+        Some(s) => super::backup_with_secrets(lib, opts, s)?,
+        None => super::backup(lib, opts)?,
+    };
+    let repo = Repo::open(Path::new(&report.repository))?;
+    let verify = repo.verify(&report.id, opts.progress, &opts.cancel)?;
+    if verify.ok {
+        return Ok((report, verify));
+    }
+    {
+        let _lock = repo.lock()?;
+        let manifest = repo.manifest_path(&report.id);
+        crate::fsio::remove_file(&manifest)
+            .map_err(|e| Error::io("cannot remove the failed snapshot", &manifest, e))?;
+        if let Some(dir) = manifest.parent() {
+            crate::fsio::fsync_dir(dir)?;
+        }
+    }
+    let first = verify.problems.first().map(|p| p.message.clone()).unwrap_or_default();
+    Err(Error::Corrupt(format!(
+        "the backup failed its verification ({} problem(s); first: {first}): snapshot {} was discarded and is not a \
+         backup; check the backup drive, then back up again (or `bpv verify` an earlier snapshot)",
+        verify.problems.len(),
+        report.id
+    )))
 }

@@ -104,7 +104,7 @@ impl Secrets {
 
     fn write_canary(&self, key: &MasterKey) -> Result<()> {
         fsio::ensure_dir(&self.dir)?;
-        fsio::write_atomic(&self.canary_path(), &crypto::seal(key, Purpose::Canary, CANARY_TEXT)?)
+        fsio::write_atomic_private(&self.canary_path(), &crypto::seal(key, Purpose::Canary, CANARY_TEXT)?)
     }
 
     fn read_canary(&self) -> Result<Option<Vec<u8>>> {
@@ -398,6 +398,36 @@ impl Secrets {
             self.store_delete(NEXT)?;
             self.audit("rotation-abandoned", None, Some(format!("key id {} was never used", next.id())))
         }
+    }
+}
+
+impl Secrets {
+    /// The names this library may have kept in its store: the master key (and a pending
+    /// rotation's), every retired key a sealed file or the audit log names, and every
+    /// registered credential. Used to move an earlier library's secrets between stores
+    /// (a keychain cannot be listed portably).
+    pub(super) fn entry_names(&self, lib: &Library) -> Result<Vec<String>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for root in [lib.root(), lib.area()] {
+            for entry in walkdir::WalkDir::new(root).into_iter().filter_map(std::result::Result::ok) {
+                if entry.file_type().is_file()
+                    && let Some(id) = read_header_key_id(entry.path())
+                {
+                    ids.insert(id);
+                }
+            }
+        }
+        for entry in self.audit_log()? {
+            for word in entry.detail.unwrap_or_default().split(|c: char| !c.is_ascii_alphanumeric()) {
+                if !word.is_empty() {
+                    ids.insert(word.to_owned());
+                }
+            }
+        }
+        let mut names = vec![MASTER.to_owned(), NEXT.to_owned()];
+        names.extend(ids.into_iter().map(|id| format!("{RETIRED_PREFIX}{id}")));
+        names.extend(self.credential_entry_names()?);
+        Ok(names)
     }
 }
 

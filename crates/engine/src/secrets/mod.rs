@@ -72,6 +72,8 @@ impl Secrets {
         } else if let Some(name) = from_env {
             let kind = StoreKind::parse(&name)?;
             (stores::open_store(kind, &file_path)?, format!("asked for (${STORE_ENV})"))
+        } else if remembered == Some(StoreKind::Keyutils) {
+            return Secrets::move_out_of_keyutils(lib, dir, service, file_path);
         } else if let Some(kind) = remembered {
             let store = stores::open_store(kind, &file_path).map_err(|e| {
                 Error::Keychain(format!(
@@ -86,8 +88,84 @@ impl Secrets {
             stores::first_working(&file_path)?
         };
         let kind = store.kind();
-        let choice = StoreChoice { store: kind, description: kind.description().to_owned(), reason };
+        let choice =
+            StoreChoice { store: kind, description: kind.description().to_owned(), reason, holds: String::new() };
         Ok(Secrets { store, choice, dir, service })
+    }
+
+    /// A library that kept its secrets in keyutils (before keyutils stopped being a
+    /// holder: it forgets everything at logout or reboot). With the passphrase file's
+    /// passphrase, everything keyutils still holds is copied into the file (each value
+    /// read back), the file becomes the library's store, and the audit log and the reason
+    /// say so; the keyutils entries are left as they were (the session ends them). Without
+    /// the passphrase the library still reads from keyutils, but stores nothing new there
+    /// ([`Secrets::store_set`] refuses with the way out).
+    fn move_out_of_keyutils(lib: &Library, dir: PathBuf, service: String, file_path: PathBuf) -> Result<Secrets> {
+        let keyutils = KeyringStore::connect(StoreKind::Keyutils);
+        let file = match FileStore::from_env(file_path) {
+            Ok(f) => f,
+            Err(_) => {
+                let store = keyutils.map_err(|e| {
+                    Error::Keychain(format!(
+                        "this library kept its secrets in keyutils, which forgets them at logout or reboot, and it is \
+                         not reachable: {e}. Set {FILE_PASSPHRASE_ENV} to move to the passphrase file, then restore \
+                         the master key with `bpv keys recover KIT`"
+                    ))
+                })?;
+                let choice = StoreChoice {
+                    store: StoreKind::Keyutils,
+                    description: StoreKind::Keyutils.description().to_owned(),
+                    reason: format!(
+                        "this library's secrets are still only in keyutils, which forgets them at logout or reboot: \
+                         set {FILE_PASSPHRASE_ENV} (8+ characters) and run again to move them into the passphrase file"
+                    ),
+                    holds: String::new(),
+                };
+                return Ok(Secrets { store: Box::new(store), choice, dir, service });
+            }
+        };
+        let choice = StoreChoice {
+            store: StoreKind::File,
+            description: StoreKind::File.description().to_owned(),
+            reason: String::new(),
+            holds: String::new(),
+        };
+        let secrets = Secrets { store: Box::new(file), choice, dir, service };
+        let lock = secrets.lock()?;
+        let (mut moved, mut unreachable) = (0usize, None);
+        match keyutils {
+            Ok(old) => {
+                for name in secrets.entry_names(lib)? {
+                    if let Some(value) = old.get(&secrets.service, &name)? {
+                        secrets.store.set(&secrets.service, &name, &value)?;
+                        if secrets.store.get(&secrets.service, &name)?.as_deref() != Some(&value) {
+                            return Err(Error::Keychain(format!(
+                                "the passphrase file did not keep {name}: nothing was moved out of keyutils"
+                            )));
+                        }
+                        moved += 1;
+                    }
+                }
+            }
+            Err(e) => unreachable = Some(e.to_string()),
+        }
+        fsio::ensure_dir(&secrets.dir)?;
+        let body = serde_json::to_vec_pretty(&RememberedStore { store: StoreKind::File })
+            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        fsio::write_atomic(&secrets.dir.join(STORE_FILE), &body)?;
+        let what = match unreachable {
+            Some(e) => format!("keyutils was not reachable ({e}), so nothing was moved"),
+            None => format!("{moved} secret(s) moved from keyutils"),
+        };
+        let reason = format!(
+            "{what} into the passphrase file, which is this library's store from now on: keyutils forgets \
+             everything at logout or reboot"
+        );
+        secrets.audit("store-moved", None, Some(reason.clone()))?;
+        drop(lock);
+        let mut secrets = secrets;
+        secrets.choice.reason = reason;
+        Ok(secrets)
     }
 
     /// Use a given store (tests, and callers that built their own).
@@ -97,7 +175,12 @@ impl Secrets {
         let kind = store.kind();
         Secrets {
             store,
-            choice: StoreChoice { store: kind, description: kind.description().to_owned(), reason: reason.to_owned() },
+            choice: StoreChoice {
+                store: kind,
+                description: kind.description().to_owned(),
+                reason: reason.to_owned(),
+                holds: String::new(),
+            },
             dir,
             service: format!("blueprint-vault/{area_name}"),
         }
@@ -106,6 +189,37 @@ impl Secrets {
     /// Which store is in use, and why.
     pub fn choice(&self) -> &StoreChoice {
         &self.choice
+    }
+
+    /// [`Secrets::choice`] with what the store holds for `lib` filled in (`holds`).
+    pub fn choice_with_holdings(&self, lib: &Library) -> StoreChoice {
+        let mut choice = self.choice.clone();
+        choice.holds = self.holdings(lib).unwrap_or_else(|e| format!("cannot tell: {e}"));
+        choice
+    }
+
+    /// What the store holds for this library, for people: `bpv keys status` and the app.
+    fn holdings(&self, lib: &Library) -> Result<String> {
+        let (mut master, mut retired, mut creds) = (false, 0usize, 0usize);
+        for name in self.entry_names(lib)? {
+            if self.store_get(&name)?.is_none() {
+                continue;
+            }
+            if name == "master-key" {
+                master = true;
+            } else if name.starts_with("master-key.retired.") {
+                retired += 1;
+            } else if name.starts_with(registry::CRED_PREFIX) {
+                creds += 1;
+            }
+        }
+        let key = if master { "the master key" } else { "no master key" };
+        let lasts = if self.choice.store.survives_reboot() {
+            "kept across logout and reboot"
+        } else {
+            "ALL LOST at logout or reboot"
+        };
+        Ok(format!("{key}, {retired} retired key(s), {creds} credential(s); {lasts}"))
     }
 
     /// The folder holding this library's secret metadata (never values).
@@ -140,6 +254,15 @@ impl Secrets {
     }
 
     fn store_set(&self, name: &str, value: &[u8]) -> Result<()> {
+        // A long-lived secret is never kept only in a store that forgets it at reboot.
+        if !self.choice.store.survives_reboot() {
+            return Err(Error::Keychain(format!(
+                "{} forgets everything at logout or reboot, so nothing new is stored there: set \
+                 {FILE_PASSPHRASE_ENV} (8+ characters) and run again; this library's secrets then move into \
+                 the passphrase file",
+                self.choice.store.name()
+            )));
+        }
         self.remember_store()?;
         self.store.set(&self.service, name, value)
     }

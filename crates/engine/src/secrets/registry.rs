@@ -15,7 +15,7 @@ use crate::library::Library;
 const REGISTRY_FILE: &str = "credentials.json";
 const AUDIT_FILE: &str = "audit.log";
 /// Keychain entry names of credentials: `cred/NAME` (keys use other prefixes).
-const CRED_PREFIX: &str = "cred/";
+pub(super) const CRED_PREFIX: &str = "cred/";
 /// Longest secret value accepted (keychains have limits; API keys are short).
 const MAX_VALUE_BYTES: usize = 64 * 1024;
 
@@ -180,6 +180,11 @@ fn now() -> String {
 }
 
 impl Secrets {
+    /// The keychain entry names of every registered credential.
+    pub(super) fn credential_entry_names(&self) -> Result<Vec<String>> {
+        Ok(self.load_registry()?.credentials.keys().map(|n| format!("{CRED_PREFIX}{n}")).collect())
+    }
+
     fn load_registry(&self) -> Result<Registry> {
         let path = self.dir.join(REGISTRY_FILE);
         match std::fs::read(&path) {
@@ -192,7 +197,7 @@ impl Secrets {
     fn save_registry(&self, reg: &Registry) -> Result<()> {
         fsio::ensure_dir(&self.dir)?;
         let body = serde_json::to_vec_pretty(reg).map_err(|e| Error::Corrupt(e.to_string()))?;
-        fsio::write_atomic(&self.dir.join(REGISTRY_FILE), &body)
+        fsio::write_atomic_private(&self.dir.join(REGISTRY_FILE), &body)
     }
 
     /// Append one line to the audit log, durably. The log only grows.
@@ -332,7 +337,7 @@ impl Secrets {
             .filter(|(name, _)| !reg.credentials.contains_key(*name))
             .map(|(name, paths)| MissingReference { name: name.clone(), used_by: paths.iter().cloned().collect() })
             .collect();
-        Ok(CredentialList { store: self.choice.clone(), credentials, missing })
+        Ok(CredentialList { store: self.choice_with_holdings(lib), credentials, missing })
     }
 
     /// name → blueprints referencing it: plain blueprints' references from the index (no

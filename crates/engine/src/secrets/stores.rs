@@ -38,9 +38,18 @@ pub enum StoreKind {
     WindowsCredentialManager,
 }
 
-/// The OS stores tried before the passphrase file, in order, on this platform.
+/// The OS stores tried before the passphrase file, in order, on this platform. Only
+/// stores that keep their values across a reboot: keyutils forgets everything at logout
+/// or reboot, so it never holds a library's secrets (a library that used it before is
+/// moved to the passphrase file: see `Secrets::open`).
 #[cfg(target_os = "linux")]
-const OS_CHAIN: &[StoreKind] = &[StoreKind::SecretService, StoreKind::Keyutils];
+const OS_CHAIN: &[StoreKind] = &[StoreKind::SecretService];
+/// The OS stores this platform can connect to (the chain's, and keyutils on Linux, read
+/// only to move an earlier library's secrets out of it).
+#[cfg(target_os = "linux")]
+const OS_STORES: &[StoreKind] = &[StoreKind::SecretService, StoreKind::Keyutils];
+#[cfg(not(target_os = "linux"))]
+const OS_STORES: &[StoreKind] = OS_CHAIN;
 #[cfg(target_os = "macos")]
 const OS_CHAIN: &[StoreKind] = &[StoreKind::MacosKeychain];
 #[cfg(windows)]
@@ -72,6 +81,12 @@ impl StoreKind {
         OS_CHAIN.iter().copied().chain([StoreKind::File]).collect()
     }
 
+    /// Whether the store keeps what it holds across logout and reboot. A long-lived
+    /// secret (a master key, a credential) is never kept only in a store that does not.
+    pub fn survives_reboot(self) -> bool {
+        self != StoreKind::Keyutils
+    }
+
     pub fn parse(s: &str) -> Result<StoreKind> {
         StoreKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
             let names: Vec<&str> = StoreKind::chain().into_iter().map(StoreKind::name).collect();
@@ -84,7 +99,8 @@ impl StoreKind {
         match self {
             StoreKind::SecretService => "the desktop keychain (Secret Service)",
             StoreKind::Keyutils => {
-                "the kernel key store (keyutils); its keys are gone at logout or reboot: keep a recovery kit"
+                "the kernel key store (keyutils), which forgets everything at logout or reboot: \
+                 it no longer holds secrets; they move to the passphrase file"
             }
             StoreKind::File => "a file sealed with your passphrase (Argon2id, XChaCha20-Poly1305)",
             StoreKind::MacosKeychain => "the macOS Keychain (your login keychain)",
@@ -126,7 +142,7 @@ impl KeyringStore {
         if kind == StoreKind::File {
             return Err(Error::InvalidArgument("the file store is not a keyring store".into()));
         }
-        if !OS_CHAIN.contains(&kind) {
+        if !OS_STORES.contains(&kind) {
             return Err(Error::Keychain(format!(
                 "{} is not available on this system ({})",
                 kind.name(),
@@ -306,7 +322,7 @@ impl FileStore {
         if let Some(dir) = self.path.parent() {
             fsio::ensure_dir(dir)?;
         }
-        fsio::write_atomic(&self.path, &body)
+        fsio::write_atomic_private(&self.path, &body)
     }
 }
 
@@ -370,6 +386,10 @@ pub struct StoreChoice {
     pub description: String,
     /// Why this store: asked for, remembered for this library, or the first that worked.
     pub reason: String,
+    /// What it holds for this library (the master key, retired keys, credentials) and
+    /// whether that survives a reboot; empty where not looked up.
+    #[serde(default)]
+    pub holds: String,
 }
 
 /// Check that a store works here by writing, reading and deleting a probe value.
@@ -387,9 +407,20 @@ pub fn probe(store: &dyn CredentialStore) -> Result<()> {
     Ok(())
 }
 
-/// Open one store of a given kind (the file store at `file_path`).
+/// Why keyutils is refused as the place for a library's secrets, and the way out.
+pub fn keyutils_refused() -> Error {
+    Error::InvalidArgument(format!(
+        "keyutils forgets every key at logout or reboot, so it cannot hold this library's secrets: \
+         use the desktop keychain (--store secret-service) or the passphrase file (--store file, with \
+         {FILE_PASSPHRASE_ENV} set)"
+    ))
+}
+
+/// Open one store of a given kind (the file store at `file_path`) to keep secrets in.
+/// keyutils is refused: it forgets what it holds at reboot.
 pub fn open_store(kind: StoreKind, file_path: &Path) -> Result<Box<dyn CredentialStore>> {
     Ok(match kind {
+        StoreKind::Keyutils => return Err(keyutils_refused()),
         StoreKind::File => Box::new(FileStore::from_env(file_path.to_path_buf())?),
         k => Box::new(KeyringStore::connect(k)?),
     })
@@ -412,9 +443,21 @@ pub fn first_working(file_path: &Path) -> Result<(Box<dyn CredentialStore>, Stri
             Err(e) => skipped.push(format!("{} unavailable: {}", kind.name(), short(&e.to_string()))),
         }
     }
-    let file = FileStore::from_env(file_path.to_path_buf())
-        .map_err(|e| Error::Keychain(format!("no credential store works here: {}; and {e}", skipped.join("; "))))?;
-    Ok((Box::new(file), format!("{}; using the passphrase file", skipped.join("; "))))
+    // keyutils is not a fallback: it would lose every secret at the next reboot.
+    let file = FileStore::from_env(file_path.to_path_buf()).map_err(|e| {
+        Error::Keychain(format!(
+            "no credential store that survives a reboot works here: {}; and {e} \
+             (keyutils is not used: it forgets everything at logout or reboot)",
+            skipped.join("; ")
+        ))
+    })?;
+    Ok((
+        Box::new(file),
+        format!(
+            "{}; the passphrase file is the store (keyutils is not used: it forgets everything at logout or reboot)",
+            skipped.join("; ")
+        ),
+    ))
 }
 
 fn short(s: &str) -> String {
@@ -463,7 +506,10 @@ mod tests {
     #[test]
     fn the_chain_is_the_platforms_and_another_platforms_store_says_so() {
         #[cfg(target_os = "linux")]
-        assert_eq!(StoreKind::chain(), [StoreKind::SecretService, StoreKind::Keyutils, StoreKind::File]);
+        assert_eq!(StoreKind::chain(), [StoreKind::SecretService, StoreKind::File]);
+        // Never a holder: it forgets at reboot (still connectable, to move secrets out).
+        assert!(!StoreKind::chain().iter().any(|k| !k.survives_reboot()));
+        assert!(matches!(open_store(StoreKind::Keyutils, Path::new("x")), Err(Error::InvalidArgument(_))));
         #[cfg(target_os = "macos")]
         assert_eq!(StoreKind::chain(), [StoreKind::MacosKeychain, StoreKind::File]);
         #[cfg(windows)]
@@ -472,7 +518,7 @@ mod tests {
             assert_eq!(StoreKind::parse(kind.name()).unwrap(), kind);
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.name()), "store.json and the app use the same names");
-            if !StoreKind::chain().contains(&kind) {
+            if !StoreKind::chain().contains(&kind) && !OS_STORES.contains(&kind) {
                 let err = KeyringStore::connect(kind).err().unwrap();
                 assert!(err.to_string().contains("not available on this system"), "{err}");
             }

@@ -449,7 +449,12 @@ description: string,
 /**
  * Why this store: asked for, remembered for this library, or the first that worked.
  */
-reason: string, };
+reason: string, 
+/**
+ * What it holds for this library (the master key, retired keys, credentials) and
+ * whether that survives a reboot; empty where not looked up.
+ */
+holds: string, };
 
 export type CredentialInfo = { name: string, created: string, updated: string, last_used: string | null, 
 /**
