@@ -24,7 +24,7 @@ for store in file keyutils secret-service; do
       ;;
     keyutils)
       keyctl session - env BPV_TEST_STORE=file cargo test --locked -q "${tests[@]}" -- "$@"
-      env -u DBUS_SESSION_BUS_ADDRESS cargo test --locked -q -p bpv --test reboot -- "$@"
+      env -u DBUS_SESSION_BUS_ADDRESS cargo test --locked -q --workspace --test reboot -- "$@"
       ;;
     secret-service)
       # cargo and rustup must still be found once HOME moves.

@@ -11,15 +11,18 @@ all=1
 echo "== fault injection: every file operation failed (EIO, ENOSPC, fsync) and cut by a power loss"
 # Every test target that requires the feature (read from the manifests, so a new one runs too).
 # --workspace: dependencies keep the features `cargo test --workspace` built them with, so only
-# the engine is compiled again, with the fault seam.
+# the crates with the feature are compiled again, with the fault seam.
 mapfile -t fault_tests < <(cargo metadata --format-version 1 --no-deps --locked | python3 -c '
 import json, sys
+features = set()
 for p in json.load(sys.stdin)["packages"]:
     for t in p["targets"]:
         if "test" in t["kind"] and "fault-injection" in (t.get("required-features") or []):
-            print("--test"); print(t["name"])')
-[ ${#fault_tests[@]} -gt 0 ] || { echo "no fault-injection test targets found" >&2; exit 1; }
-cargo test --workspace --locked --features bpv-engine/fault-injection "${fault_tests[@]}"
+            features.add(p["name"] + "/fault-injection")
+            print("--test"); print(t["name"])
+print("--features"); print(",".join(sorted(features)))')
+[ ${#fault_tests[@]} -gt 2 ] || { echo "no fault-injection test targets found" >&2; exit 1; }
+cargo test --workspace --locked "${fault_tests[@]}"
 if [ "$all" = 1 ]; then
   echo "== crash loop: 30 SIGKILLs"
   scripts/crash-loop.sh 30

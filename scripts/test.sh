@@ -22,7 +22,7 @@ stage "ui: install, format, lint, types, tests, build" \
   bash -c 'scripts/build-ui.sh && cd ui && npm run --silent lint && npm run --silent check && npm test --silent'
 stage "format" cargo fmt --all -- --check
 # The fault-injection feature too, so the tests that require it are linted.
-stage "lint" cargo clippy --workspace --all-targets --locked --features bpv-engine/fault-injection -- -D warnings
+stage "lint" cargo clippy --workspace --all-targets --locked --features bpv-engine/fault-injection,bpv/fault-injection -- -D warnings
 stage "build: tests and binaries" cargo test --workspace --locked --no-run
 stage "garage (background install)" wait_for_garage
 stage "tests" cargo test --workspace --locked

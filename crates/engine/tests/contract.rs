@@ -403,7 +403,7 @@ pub(crate) fn contract_batch_all_or_nothing<S: Store>(h: &Harness<S>) {
 
 fn batch_honoured<S: Store>(h: &Harness<S>, s: &S) {
     let keep = put(h, s, "keep", "v1");
-    put(h, &s, "gone", "v1");
+    put(h, s, "gone", "v1");
     let p = |name: &str, seed: &str, o: SaveOptions| BatchOp::Put { key: h.k(name), data: h.v(seed), options: o };
     let d = |name: &str| BatchOp::Delete { key: h.k(name) };
     let snapshot = |s: &S| {
@@ -411,7 +411,7 @@ fn batch_honoured<S: Store>(h: &Harness<S>, s: &S) {
         l.entries.iter().map(|e| (e.key.clone(), e.hash.clone())).collect::<Vec<_>>()
     };
     s.load(&h.k("keep")).unwrap();
-    let before = snapshot(&s);
+    let before = snapshot(s);
 
     let wrong = SaveOptions { if_match: Some(content_hash(b"something else")), ..opts() };
     let failing: Vec<Vec<BatchOp>> = vec![
@@ -427,7 +427,7 @@ fn batch_honoured<S: Store>(h: &Harness<S>, s: &S) {
     let expected_codes = ["conflict", "not_found", "already_exists", "not_found"];
     for (ops, want) in failing.iter().zip(expected_codes) {
         assert_eq!(code(s.batch(ops)), want);
-        assert_eq!(snapshot(&s), before, "a failed batch changes nothing");
+        assert_eq!(snapshot(s), before, "a failed batch changes nothing");
         assert_eq!(s.load(&h.k("keep")).unwrap().data, h.v("v1"));
         assert!(s.exists(&h.k("gone")).unwrap());
         assert!(!s.exists(&h.k("new1")).unwrap());
