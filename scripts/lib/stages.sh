@@ -14,7 +14,7 @@ stage() {
   local rc=0
   "$@" || rc=$?
   local took=$((SECONDS - t0))
-  _stage_rows+=("$(printf '%-34s %5ds  %s' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo "FAILED ($rc)")")")
+  _stage_rows+=("$(printf '%-48s %5ds  %s' "$name" "$took" "$([ $rc -eq 0 ] && echo ok || echo "FAILED ($rc)")")")
   return $rc
 }
 
@@ -24,7 +24,7 @@ _stage_summary() {
   echo "== stage durations"
   local row
   for row in "${_stage_rows[@]}"; do echo "  $row"; done
-  printf '  %-34s %5ds  %s\n' "total" "$((SECONDS - _stage_start_all))" "$([ $rc -eq 0 ] && echo ok || echo "FAILED ($rc)")"
+  printf '  %-48s %5ds  %s\n' "total" "$((SECONDS - _stage_start_all))" "$([ $rc -eq 0 ] && echo ok || echo "FAILED ($rc)")"
 }
 trap _stage_summary EXIT
 
