@@ -621,7 +621,11 @@ fn a_disk_that_fills_at_any_write_of_a_backup_fails_it_cleanly() {
         injector.write_ends()
     };
     assert!(ends.len() >= 3 && ends.last().is_some_and(|&n| n > 3 * 512 * 1024), "writes: {ends:?}");
-    eprintln!("faults: a backup of 3 MB makes {} writes ({} bytes); the disk fills inside each", ends.len(), ends.last().copied().unwrap_or(0));
+    eprintln!(
+        "faults: a backup of 3 MB makes {} writes ({} bytes); the disk fills inside each",
+        ends.len(),
+        ends.last().copied().unwrap_or(0)
+    );
     let mut problems = Vec::new();
     let mut start = 0;
     for (k, &end) in ends.iter().enumerate() {

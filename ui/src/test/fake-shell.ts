@@ -129,6 +129,16 @@ export function installFakeShell(count = 30): FakeShell {
           return { added: 0, changed: 0, removed: 0, unchanged: shell.items.length, millis: 1 };
         case 'check_yaml':
           return { problem: null, nodes: [], edges: [], yaml_tags: [], yaml_description: null };
+        case 'backup_settings':
+          return {
+            location: null,
+            effective_location: '/data/backups',
+            default_location: '/data/backups',
+            schedule: 'off',
+            last_backup: null,
+            last_failure: null,
+            retention: { keep_last: null, keep_daily: null, keep_weekly: null },
+          };
         default:
           throw { code: 'internal', message: `unexpected command ${cmd}` };
       }
