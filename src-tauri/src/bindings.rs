@@ -44,7 +44,7 @@ pub fn typescript() -> String {
         Problem, GraphNode, GraphEdge, YamlCheck, BlueprintDetail, MetaEdit, LibraryEventKind, LibraryEvent,
         Operation, OperationProgress, BackupFinished, ImportClass, ImportItem, ImportError, ImportCounts,
         ImportPlanView, ConflictChoice, ItemDecision, RenamedItem, ImportSummary, ExportScope, SecretFinding,
-        ExportPreview, ExportDone, BackupSchedule, BackupSettingsView, SnapshotRow, SnapshotFile, SnapshotProblem,
+        ExportPreview, ExportDone, BackupSchedule, BackupFailure, BackupSettingsView, SnapshotRow, SnapshotFile, SnapshotProblem,
         VerifyResult, BackupDone, RestoreDone, RetentionSettings, PrunePreviewView, PruneDone,
         StoreKind, StoreChoice, CredentialInfo, MissingReference, CredentialList, KeyStatus,
         RecoverReport, RotateReport, AuditEntry, CredentialUse,

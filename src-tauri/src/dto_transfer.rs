@@ -288,6 +288,18 @@ impl BackupSchedule {
     }
 }
 
+/// A backup that failed (its verification included): kept with the settings until the
+/// next successful backup, so the status bar shows it after a restart too.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BackupFailure {
+    /// Unix seconds.
+    pub at: u64,
+    /// Why, as the error said it.
+    pub message: String,
+    /// Started by the automatic schedule rather than by the user.
+    pub scheduled: bool,
+}
+
 /// The backup settings (kept in `<data dir>/backup-settings.json`).
 #[derive(Clone, Debug, Serialize, TS)]
 pub struct BackupSettingsView {
@@ -299,6 +311,8 @@ pub struct BackupSettingsView {
     pub schedule: BackupSchedule,
     /// Unix seconds of the last successful backup the app made (any trigger).
     pub last_backup: Option<u64>,
+    /// The last backup failed (after `last_backup`): shown until a backup succeeds.
+    pub last_failure: Option<BackupFailure>,
     /// What Prune keeps.
     pub retention: RetentionSettings,
 }

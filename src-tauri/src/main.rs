@@ -35,6 +35,8 @@ fn main() {
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_opener::init())
+        // Used from Rust only (a failed automatic backup); the UI has no permission for it.
+        .plugin(tauri_plugin_notification::init())
         .manage(state::AppState::new(data_dir, log_dir))
         .manage(transfer::TransferState::default())
         .setup(|app| {

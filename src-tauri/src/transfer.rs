@@ -360,37 +360,57 @@ struct BackupSettings {
     schedule: BackupSchedule,
     #[serde(default)]
     last_backup: Option<u64>,
+    /// The last backup failed (after `last_backup`); cleared by the next success.
+    #[serde(default)]
+    last_failure: Option<BackupFailure>,
     #[serde(default)]
     retention: RetentionSettings,
 }
 
-fn settings_file(app: &AppHandle) -> PathBuf {
-    app.state::<AppState>().data_dir.join(SETTINGS_FILE)
+/// The settings file and the lock serialising its writes: the app's (`settings_store`),
+/// or a test's, so the backup logic runs without an `AppHandle`.
+struct SettingsStore<'a> {
+    file: PathBuf,
+    lock: &'a Mutex<()>,
+}
+
+impl SettingsStore<'_> {
+    fn load(&self) -> BackupSettings {
+        match std::fs::read(&self.file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("ignoring unreadable {}: {e}", self.file.display());
+                BackupSettings::default()
+            }),
+            Err(_) => BackupSettings::default(),
+        }
+    }
+
+    fn change(&self, f: impl FnOnce(&mut BackupSettings)) -> Result<BackupSettings, IpcError> {
+        let _guard = self.lock.lock().map_err(IpcError::internal)?;
+        let mut s = self.load();
+        f(&mut s);
+        let body = serde_json::to_vec_pretty(&s).map_err(IpcError::internal)?;
+        if let Some(dir) = self.file.parent() {
+            bpv_engine::fsio::ensure_dir(dir)?;
+        }
+        bpv_engine::fsio::write_atomic(&self.file, &body)?;
+        Ok(s)
+    }
+}
+
+fn settings_store(app: &AppHandle) -> SettingsStore<'_> {
+    SettingsStore {
+        file: app.state::<AppState>().data_dir.join(SETTINGS_FILE),
+        lock: &app.state::<TransferState>().inner().settings,
+    }
 }
 
 fn load_settings(app: &AppHandle) -> BackupSettings {
-    let file = settings_file(app);
-    match std::fs::read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!("ignoring unreadable {}: {e}", file.display());
-            BackupSettings::default()
-        }),
-        Err(_) => BackupSettings::default(),
-    }
+    settings_store(app).load()
 }
 
 fn change_settings(app: &AppHandle, f: impl FnOnce(&mut BackupSettings)) -> Result<BackupSettings, IpcError> {
-    let st = state(app);
-    let _guard = st.settings.lock().map_err(IpcError::internal)?;
-    let mut s = load_settings(app);
-    f(&mut s);
-    let file = settings_file(app);
-    let body = serde_json::to_vec_pretty(&s).map_err(IpcError::internal)?;
-    if let Some(dir) = file.parent() {
-        bpv_engine::fsio::ensure_dir(dir)?;
-    }
-    bpv_engine::fsio::write_atomic(&file, &body)?;
-    Ok(s)
+    settings_store(app).change(f)
 }
 
 fn repo_location(lib: &Library, s: &BackupSettings) -> PathBuf {
@@ -411,6 +431,7 @@ fn view_of(lib: &Library, s: &BackupSettings) -> BackupSettingsView {
         default_location: Repo::default_location(lib).to_string_lossy().into_owned(),
         schedule: s.schedule,
         last_backup: s.last_backup,
+        last_failure: s.last_failure.clone(),
         retention: s.retention,
     }
 }
@@ -462,12 +483,21 @@ fn open_repo(app: &AppHandle, lib: &Library) -> Result<Option<Repo>, IpcError> {
 
 /// Back up the library, then verify the new snapshot.
 pub fn backup_now(app: &AppHandle, lib: &Library) -> Result<BackupDone, IpcError> {
-    backup_now_sealing(app, lib, None)
+    run_backup(app, lib, None, false)
 }
 
 /// [`backup_now`]; with `passphrase`, the credential values go into the snapshot sealed
 /// under it (checked, ≥ 8 characters, before anything is written).
 pub fn backup_now_sealing(app: &AppHandle, lib: &Library, passphrase: Option<&str>) -> Result<BackupDone, IpcError> {
+    run_backup(app, lib, passphrase, false)
+}
+
+fn run_backup(
+    app: &AppHandle,
+    lib: &Library,
+    passphrase: Option<&str>,
+    scheduled: bool,
+) -> Result<BackupDone, IpcError> {
     let sealed = match passphrase {
         Some(p) => Some(backup::seal_secrets(lib, &crate::creds::open(lib)?, p.as_bytes(), None)?),
         None => None,
@@ -477,15 +507,43 @@ pub fn backup_now_sealing(app: &AppHandle, lib: &Library, passphrase: Option<&st
     let _running = st.start(Operation::Backup, Cancel::Backup(cancel.clone()))?;
     let progress = Progress::new(app, Operation::Backup);
     let tick = |p: backup::Progress| progress.backup(p);
-    let repo = repo_location(lib, &load_settings(app));
+    backup_recorded(&settings_store(app), lib, Some(&tick), cancel, sealed.as_ref(), scheduled)
+}
+
+/// Back up and verify into the settings' repository, and record the outcome in the
+/// settings: a success as the last backup (clearing a failure); a failure (a snapshot
+/// failing its verification included, which the engine discards) as the last failure,
+/// the last backup left as it was, so the schedule stays due and retries. A cancel is
+/// neither.
+fn backup_recorded(
+    store: &SettingsStore<'_>,
+    lib: &Library,
+    progress: Option<backup::ProgressFn<'_>>,
+    cancel: backup::CancelToken,
+    sealed: Option<&backup::SealedSecrets>,
+    scheduled: bool,
+) -> Result<BackupDone, IpcError> {
+    let repo = repo_location(lib, &store.load());
     // The whole snapshot is verified from disk below: the backup need not also decode
     // each frame in memory as it writes it.
-    let opts =
-        BackupOptions { repo: Some(repo.clone()), progress: Some(&tick), cancel: cancel.clone(), verified_after: true };
-    // A snapshot that fails its verification is an error here (and discarded by the
-    // engine): never recorded as the last backup, reported, retried by the schedule.
-    let (report, verify) = backup::backup_verified(lib, &opts, sealed.as_ref())?;
-    change_settings(app, |s| s.last_backup = Some(unix_now()))?;
+    let opts = BackupOptions { repo: Some(repo), progress, cancel, verified_after: true };
+    let (report, verify) = match backup::backup_verified(lib, &opts, sealed) {
+        Ok(done) => done,
+        Err(e) => {
+            let e = IpcError::from(e);
+            if e.code != "cancelled" {
+                let failure = BackupFailure { at: unix_now(), message: e.message.clone(), scheduled };
+                if let Err(w) = store.change(|s| s.last_failure = Some(failure)) {
+                    tracing::warn!("cannot record the failed backup: {}", w.message);
+                }
+            }
+            return Err(e);
+        }
+    };
+    store.change(|s| {
+        s.last_backup = Some(unix_now());
+        s.last_failure = None;
+    })?;
     Ok(BackupDone {
         id: report.id,
         files: report.files,
@@ -760,14 +818,55 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-pub fn emit_backup_finished(app: &AppHandle, result: &Result<BackupDone, IpcError>, scheduled: bool) {
-    let event = match result {
+fn finished_event(result: &Result<BackupDone, IpcError>, scheduled: bool) -> BackupFinished {
+    match result {
         Ok(d) => BackupFinished { ok: true, scheduled, id: Some(d.id.clone()), message: None },
         Err(e) => BackupFinished { ok: false, scheduled, id: None, message: Some(e.message.clone()) },
-    };
-    if let Err(e) = app.emit(BACKUP_FINISHED, event) {
-        tracing::warn!("cannot emit {BACKUP_FINISHED}: {e}");
     }
+}
+
+pub fn emit_backup_finished(app: &AppHandle, result: &Result<BackupDone, IpcError>, scheduled: bool) {
+    AppOutlet(app).finished(&finished_event(result, scheduled));
+}
+
+/// Where a finished backup is reported outside the process: the window event and the
+/// desktop notification. A seam: the app's window and desktop ([`AppOutlet`]), a
+/// recorder in tests (no desktop needed).
+trait BackupOutlet {
+    fn finished(&self, event: &BackupFinished);
+    fn notify(&self, title: &str, body: &str);
+}
+
+struct AppOutlet<'a>(&'a AppHandle);
+
+impl BackupOutlet for AppOutlet<'_> {
+    fn finished(&self, event: &BackupFinished) {
+        if let Err(e) = self.0.emit(BACKUP_FINISHED, event) {
+            tracing::warn!("cannot emit {BACKUP_FINISHED}: {e}");
+        }
+    }
+
+    fn notify(&self, title: &str, body: &str) {
+        use tauri_plugin_notification::NotificationExt;
+        // Best effort: a desktop without a notification service still has the status bar.
+        if let Err(e) = self.0.notification().builder().title(title).body(body).show() {
+            tracing::warn!("cannot show the desktop notification: {e}");
+        }
+    }
+}
+
+/// Report a scheduled backup's outcome: the window event always; a desktop notification
+/// when it failed (nobody clicked anything, the window may be hidden). Not for a backup
+/// that did not start because another one runs. Returns whether it succeeded.
+fn report_scheduled(result: &Result<BackupDone, IpcError>, out: &dyn BackupOutlet) -> bool {
+    out.finished(&finished_event(result, true));
+    if let Err(e) = result
+        && e.code != "busy"
+        && e.code != "cancelled"
+    {
+        out.notify("Automatic backup failed", &format!("{} Open Backups in Blueprint Vault for details.", e.message));
+    }
+    result.is_ok()
 }
 
 /// While the app runs: every minute, back up the open library when the schedule says
@@ -804,13 +903,12 @@ pub fn start_schedule(app: AppHandle) {
 fn run_scheduled(app: &AppHandle) -> bool {
     let Some(opened) = app.state::<AppState>().current_opt() else { return true };
     tracing::info!("automatic backup starting");
-    let result = backup_now(app, &opened.lib);
+    let result = run_backup(app, &opened.lib, None, true);
     match &result {
         Ok(d) => tracing::info!(id = %d.id, files = d.files, "automatic backup done"),
         Err(e) => tracing::warn!(code = %e.code, "automatic backup failed: {}", e.message),
     }
-    emit_backup_finished(app, &result, true);
-    result.is_ok()
+    report_scheduled(&result, &AppOutlet(app))
 }
 
 #[cfg(test)]
@@ -1049,5 +1147,103 @@ mod tests {
         let saved: BackupSettings = serde_json::from_str(r#"{"schedule":"daily"}"#).unwrap();
         assert_eq!(saved.schedule, BackupSchedule::Daily);
         assert_eq!(saved.location, None);
+    }
+
+    /// What a scheduled backup reported (the seam's test side).
+    #[derive(Default)]
+    struct Recorder {
+        events: Mutex<Vec<BackupFinished>>,
+        notes: Mutex<Vec<(String, String)>>,
+    }
+
+    impl BackupOutlet for Recorder {
+        fn finished(&self, event: &BackupFinished) {
+            self.events.lock().unwrap().push(event.clone());
+        }
+        fn notify(&self, title: &str, body: &str) {
+            self.notes.lock().unwrap().push((title.to_owned(), body.to_owned()));
+        }
+    }
+
+    #[test]
+    fn a_scheduled_backup_failing_its_verification_is_a_reported_failure_and_retried() {
+        use bpv_engine::fault::{self, Plan};
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = library(tmp.path());
+        let repo_dir = tmp.path().join("repo");
+        let lock = Mutex::new(());
+        let store = SettingsStore { file: tmp.path().join("app-data").join(SETTINGS_FILE), lock: &lock };
+        store
+            .change(|s| {
+                s.location = Some(repo_dir.to_string_lossy().into_owned());
+                s.schedule = BackupSchedule::Hourly;
+            })
+            .unwrap();
+        let run = |out: &Recorder| {
+            let result = backup_recorded(&store, &lib, None, backup::CancelToken::new(), None, true);
+            report_scheduled(&result, out)
+        };
+        let due = |s: &BackupSettings, last_failure: Option<u64>, now: u64| {
+            backup::backup_due(
+                &backup::ScheduleState {
+                    interval: s.schedule.interval_secs(),
+                    last_success: s.last_backup,
+                    last_failure,
+                    retry_after: RETRY_AFTER_FAILURE.as_secs(),
+                },
+                now,
+            )
+        };
+
+        // A good backup, made two hours ago as far as the hourly schedule knows: one is due.
+        assert!(run(&Recorder::default()));
+        let two_hours_ago = unix_now() - 2 * 3600;
+        store.change(|s| s.last_backup = Some(two_hours_ago)).unwrap();
+        let snapshots = || Repo::open(&repo_dir).unwrap().snapshots().unwrap().len();
+        assert_eq!(snapshots(), 1);
+
+        // New content (frames to compress), each frame damaged between write and verify.
+        lib.save_blueprint(
+            "Blueprints/personal/sales/new.blueprint.yaml",
+            b"name: New\nnodes:\n  - id: b\n    type: slack\n",
+            &Default::default(),
+        )
+        .unwrap();
+        let out = Recorder::default();
+        let injector =
+            fault::install(Plan { roots: vec![repo_dir.clone()], damage_compressed: true, ..Default::default() });
+        let ok = run(&out);
+        drop(injector);
+        assert!(!ok, "a backup failing its verification is a failed backup");
+
+        let s = store.load();
+        assert_eq!(s.last_backup, Some(two_hours_ago), "not recorded as the last backup");
+        let failure = s.last_failure.clone().expect("the failure is recorded");
+        assert!(failure.scheduled);
+        assert!(failure.message.contains("failed its verification"), "{}", failure.message);
+        assert_eq!(view_of(&lib, &s).last_failure.as_ref(), Some(&failure), "the status bar's data");
+        assert_eq!(snapshots(), 1, "the failed snapshot is not listed");
+
+        let events = out.events.lock().unwrap().clone();
+        assert_eq!(events.len(), 1);
+        assert!(!events[0].ok && events[0].scheduled && events[0].id.is_none());
+        assert_eq!(events[0].message.as_deref(), Some(failure.message.as_str()));
+        let notes = out.notes.lock().unwrap().clone();
+        assert_eq!(notes.len(), 1, "one desktop notification: {notes:?}");
+        assert!(notes[0].1.contains(&failure.message), "{notes:?}");
+
+        // Retried: not hammered right away, due again after the retry delay.
+        assert!(!due(&s, Some(failure.at), failure.at));
+        assert!(due(&s, Some(failure.at), failure.at + RETRY_AFTER_FAILURE.as_secs()));
+
+        // The retry succeeds: a new last backup, the failure cleared, nothing notified.
+        let out = Recorder::default();
+        assert!(run(&out));
+        let s = store.load();
+        assert!(s.last_backup.unwrap() > two_hours_ago);
+        assert_eq!(s.last_failure, None);
+        assert!(out.events.lock().unwrap()[0].ok);
+        assert!(out.notes.lock().unwrap().is_empty());
+        assert_eq!(snapshots(), 2);
     }
 }

@@ -102,4 +102,19 @@ describe('the main window', () => {
     expect(await screen.findByText('This library is open in another window')).toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Choose another folder…' })).toBeInTheDocument();
   });
+
+  it('shows a failed backup in the status bar until fixed, and opens Backups from it', async () => {
+    const shell = installFakeShell(3);
+    const why = 'the snapshot failed its verification: 1 object damaged';
+    shell.backupFailure = { at: Math.floor(Date.now() / 1000), message: why, scheduled: true };
+    const user = userEvent.setup();
+    render(App);
+    const item = await screen.findByTestId('status-backup-failed');
+    expect(
+      within(screen.getByRole('contentinfo', { name: 'Status' })).getByTestId('status-backup-failed'),
+    ).toBe(item);
+    expect(item).toHaveTextContent(`Automatic backup failed just now: ${why}`);
+    await user.click(item);
+    expect(await screen.findByTestId('backups-view')).toBeInTheDocument();
+  });
 });

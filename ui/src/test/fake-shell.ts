@@ -2,7 +2,14 @@
 // library through Tauri's IPC mock (the only place the IPC is mocked).
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
-import type { BlueprintDetail, IpcError, Item, LibraryState, SearchHit } from '../lib/bindings';
+import type {
+  BackupFailure,
+  BlueprintDetail,
+  IpcError,
+  Item,
+  LibraryState,
+  SearchHit,
+} from '../lib/bindings';
 
 export function item(i: number, extra: Partial<Item> = {}): Item {
   return {
@@ -31,6 +38,8 @@ export interface FakeShell {
   failNext: Map<string, IpcError>;
   /** Snippets to return for search hits, by path. */
   snippets: Map<string, string>;
+  /** The failed backup `backup_settings` reports (null: the last one succeeded). */
+  backupFailure: BackupFailure | null;
 }
 
 export function installFakeShell(count = 30): FakeShell {
@@ -39,6 +48,7 @@ export function installFakeShell(count = 30): FakeShell {
     calls: [],
     failNext: new Map(),
     snippets: new Map(),
+    backupFailure: null,
   };
   const state = (): LibraryState => ({
     path: '/home/ana/Documents/Blueprint Vault',
@@ -129,6 +139,16 @@ export function installFakeShell(count = 30): FakeShell {
           return { added: 0, changed: 0, removed: 0, unchanged: shell.items.length, millis: 1 };
         case 'check_yaml':
           return { problem: null, nodes: [], edges: [], yaml_tags: [], yaml_description: null };
+        case 'backup_settings':
+          return {
+            location: null,
+            effective_location: '/data/backups',
+            default_location: '/data/backups',
+            schedule: 'off',
+            last_backup: null,
+            last_failure: shell.backupFailure,
+            retention: { keep_last: null, keep_daily: null, keep_weekly: null },
+          };
         default:
           throw { code: 'internal', message: `unexpected command ${cmd}` };
       }

@@ -346,6 +346,20 @@ kind: string, warnings: Array<SecretFinding>, files: number, bytes: number, mill
 
 export type BackupSchedule = "off" | "hourly" | "daily";
 
+export type BackupFailure = { 
+/**
+ * Unix seconds.
+ */
+at: number, 
+/**
+ * Why, as the error said it.
+ */
+message: string, 
+/**
+ * Started by the automatic schedule rather than by the user.
+ */
+scheduled: boolean, };
+
 export type BackupSettingsView = { 
 /**
  * The chosen repository folder; null for the default.
@@ -359,6 +373,10 @@ effective_location: string, default_location: string, schedule: BackupSchedule,
  * Unix seconds of the last successful backup the app made (any trigger).
  */
 last_backup: number | null, 
+/**
+ * The last backup failed (after `last_backup`): shown until a backup succeeds.
+ */
+last_failure: BackupFailure | null, 
 /**
  * What Prune keeps.
  */
