@@ -35,5 +35,5 @@ for t in "${targets[@]}"; do
     if [ -f "$seed" ] && [ ! -e "$work/${seed##*/}" ]; then cp "$seed" "$work/"; fi
   done
   (cd fuzz && cargo +nightly fuzz run --sanitizer none --debug-assertions "$t" "../$work" -- \
-    -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 25)
+    -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 60)
 done

@@ -31,7 +31,7 @@ pub const MAX_YAML_DEPTH: usize = 128;
 pub const MAX_EXPANDED_BYTES: usize = 4 * MAX_BLUEPRINT_BYTES;
 
 const UTF8_BOM: &str = "\u{feff}";
-const INTERNAL_ERROR: &str = "the YAML reader failed on this file (internal error); please report it";
+pub(crate) const INTERNAL_ERROR: &str = "the YAML reader failed on this file (internal error); please report it";
 
 // ---------------------------------------------------------------------------------------
 // Public types
