@@ -410,7 +410,14 @@ impl Secrets {
         let mut ids = std::collections::BTreeSet::new();
         for root in [lib.root(), lib.area()] {
             for entry in walkdir::WalkDir::new(root).into_iter().filter_map(std::result::Result::ok) {
+                // Only files that can be sealed (blueprints, their versions and trashed
+                // copies, `*.sealed`). Never SQLite's files: opening and closing another
+                // descriptor of the index drops this process's POSIX locks on it, and the
+                // index's own connections then fail with "disk I/O error".
+                let name = entry.file_name().to_string_lossy();
+                let sealable = name.ends_with(".yaml") || name.ends_with(".sealed");
                 if entry.file_type().is_file()
+                    && sealable
                     && let Some(id) = read_header_key_id(entry.path())
                 {
                     ids.insert(id);
