@@ -408,12 +408,19 @@ impl Secrets {
     /// (a keychain cannot be listed portably).
     pub(super) fn entry_names(&self, lib: &Library) -> Result<Vec<String>> {
         let mut ids = std::collections::BTreeSet::new();
-        for root in [lib.root(), lib.area()] {
-            for entry in walkdir::WalkDir::new(root).into_iter().filter_map(std::result::Result::ok) {
-                // Only files that can be sealed (blueprints, their versions and trashed
-                // copies, `*.sealed`). Never SQLite's files: opening and closing another
-                // descriptor of the index drops this process's POSIX locks on it, and the
-                // index's own connections then fail with "disk I/O error".
+        // Sealed blueprints in the library: the index knows which (no walk of the library,
+        // which a credentials listing would otherwise pay at every call).
+        for rel in lib.index().encrypted_paths()? {
+            if let Some(id) = read_header_key_id(&lib.root().join(rel)) {
+                ids.insert(id);
+            }
+        }
+        // Sealed copies in the private area: history, trash, the secrets folder. Only files
+        // that can be sealed; never SQLite's: opening and closing another descriptor of the
+        // index drops this process's POSIX locks on it, and the index's own connections then
+        // fail with "disk I/O error".
+        for sub in ["versions", "trash", super::SECRETS_DIR] {
+            for entry in walkdir::WalkDir::new(lib.area().join(sub)).into_iter().filter_map(std::result::Result::ok) {
                 let name = entry.file_name().to_string_lossy();
                 let sealable = name.ends_with(".yaml") || name.ends_with(".sealed");
                 if entry.file_type().is_file()
